@@ -1,0 +1,219 @@
+"""`picnix`: one command line for the stack, the pipeline, replays, reports and evaluation."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from infra.settings import Settings, get_settings
+
+log = logging.getLogger("picnix")
+
+
+def _cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.pipeline import pipeline_down
+    from infra.stack import manager
+
+    if args.action == "up":
+        statuses = manager.stack_up(settings)
+    elif args.action == "status":
+        statuses = manager.stack_status(settings)
+    elif args.action == "down":
+        pipeline_down(settings)
+        manager.stack_down(settings)
+        print("stack stopped (data kept)")
+        return 0
+    else:
+        pipeline_down(settings)
+        manager.stack_reset(settings)
+        print("stack stopped and data wiped (caches kept)")
+        return 0
+    for st in statuses:
+        print(f"{st.name:<12} {'healthy' if st.healthy else 'DOWN':<8} {st.endpoint:<40} {st.detail}")
+    return 0 if all(st.healthy for st in statuses) else 1
+
+
+def _cmd_pipeline(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.pipeline import pipeline_down, pipeline_status, pipeline_up
+
+    if args.action == "up":
+        print("started:", ", ".join(pipeline_up(settings)) or "nothing (all running)")
+    elif args.action == "down":
+        print("stopped:", ", ".join(pipeline_down(settings)) or "nothing was running")
+    else:
+        for name, pid in pipeline_status(settings).items():
+            print(f"{name:<18} {'running pid ' + str(pid) if pid else 'stopped'}")
+    return 0
+
+
+def _cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    from sinks.migrate import migrate
+
+    applied = migrate(settings.pg_dsn)
+    print("applied:", ", ".join(applied) if applied else "nothing (up to date)")
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from producers.replay import discover, replay
+    from sinks.report import build_report, wait_drained
+
+    items = discover(Path(args.path), args.author)
+    if args.limit:
+        items = items[: args.limit]
+    summary = asyncio.run(replay(settings, items))
+    print(summary.render())
+    if args.wait or args.report:
+        missing = wait_drained(settings, summary.upload_ids, idle_timeout=args.idle_timeout)
+        if missing:
+            print(f"pipeline did not drain: {missing} uploads have no post", file=sys.stderr)
+            return 1
+    if args.report:
+        print(build_report(settings).render(settings, uploads=summary.published))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from sinks.report import build_report
+
+    print(build_report(settings).render(settings))
+    return 0
+
+
+def _cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
+    from sinks.dead_letters_view import read_dead_letters
+
+    events = read_dead_letters(settings)
+    for e in events:
+        where = f"{e.source.topic}/{e.source.partition}@{e.source.offset}"
+        print(f"{e.failed_at}  {where:<26} {e.stage:<8} {e.reason:<22} {e.upload_id or '-'}  {e.detail}")
+    print(f"{len(events)} dead letters")
+    return 0
+
+
+def _serve_metrics(port: int) -> None:
+    from prometheus_client import start_http_server
+
+    start_http_server(port, addr="127.0.0.1")
+
+
+def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from stream_processors.app import create_app
+
+    _serve_metrics(settings.metrics_port_worker)
+    app = create_app(settings)
+    sys.argv = ["picnix-worker", "worker", "--loglevel", args.loglevel]
+    app.main()
+    return 0
+
+
+def _cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
+    from sinks.blob_sink import BlobSink
+    from sinks.pg_sink import PostgresSink
+
+    if args.kind == "postgres":
+        _serve_metrics(settings.metrics_port_pg_sink)
+        runner: Callable[[asyncio.Event], object] = PostgresSink(settings).run
+    else:
+        _serve_metrics(settings.metrics_port_blob_sink)
+        runner = BlobSink(settings).run
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await runner(stop)  # type: ignore[misc]
+
+    asyncio.run(main())
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from scripts.evaluate import main as evaluate_main
+
+    return evaluate_main(args.rest)
+
+
+def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.pipeline import pipeline_up
+    from infra.stack.manager import stack_up
+    from scripts.make_sample_dataset import build_sample_dataset
+    from sinks.migrate import migrate
+
+    for st in stack_up(settings):
+        print(f"{st.name:<12} {'healthy' if st.healthy else 'DOWN':<8} {st.endpoint}")
+    migrate(settings.pg_dsn)
+    dataset = build_sample_dataset(settings.data_dir / "sample-dataset")
+    print(f"sample dataset: {dataset.count} images in {dataset.root}")
+    pipeline_up(settings)
+    replay_args = argparse.Namespace(
+        path=str(dataset.root), author=None, limit=0, wait=True, report=True,
+        idle_timeout=args.idle_timeout,
+    )
+    return _cmd_replay(replay_args, settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="picnix", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("stack", help="the local services: Kafka, PostgreSQL, MinIO, Prometheus")
+    p.add_argument("action", choices=["up", "down", "status", "reset"])
+    p.set_defaults(func=_cmd_stack)
+
+    p = sub.add_parser("pipeline", help="PicNix's own processes: worker and sinks")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.set_defaults(func=_cmd_pipeline)
+
+    p = sub.add_parser("db", help="database schema")
+    p.add_argument("action", choices=["migrate"])
+    p.set_defaults(func=_cmd_db)
+
+    p = sub.add_parser("replay", help="publish a folder or manifest CSV of images as uploads")
+    p.add_argument("path")
+    p.add_argument("--author", help="author of every upload (default: first sub-folder)")
+    p.add_argument("--limit", type=int, default=0, help="publish at most this many")
+    p.add_argument("--wait", action="store_true", help="wait until the pipeline has drained")
+    p.add_argument("--report", action="store_true", help="wait, then print the dedup report")
+    p.add_argument("--idle-timeout", type=float, default=120.0)
+    p.set_defaults(func=_cmd_replay)
+
+    p = sub.add_parser("report", help="print the dedup report")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("dlq", help="the dead-letter topic")
+    p.add_argument("action", choices=["list"])
+    p.set_defaults(func=_cmd_dlq)
+
+    p = sub.add_parser("worker", help="run the Faust worker (extract + decide)")
+    p.add_argument("--loglevel", default="info")
+    p.set_defaults(func=_cmd_worker)
+
+    p = sub.add_parser("sink", help="run a sink")
+    p.add_argument("kind", choices=["postgres", "blob"])
+    p.set_defaults(func=_cmd_sink)
+
+    p = sub.add_parser("eval", help="evaluate the engine on a manifest", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("demo", help="stack up, sample dataset, replay, report")
+    p.add_argument("--idle-timeout", type=float, default=180.0)
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return int(args.func(args, get_settings()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""One typed settings object for every PicNix component.
+
+Every endpoint and credential comes from a ``PICNIX_*`` environment variable; the defaults run the
+local stack started by ``picnix stack up``, so the same code points at a real cluster by
+environment alone.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+_ENV_PREFIX = "PICNIX_"
+
+
+def _default_home() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "picnix"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Endpoints, credentials, limits and local-stack locations."""
+
+    # Kafka
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    kafka_controller_port: int = 19093
+    topic_uploads: str = "picnix.uploads"
+    topic_uploads_dlq: str = "picnix.uploads.dlq"
+    topic_features: str = "picnix.features"
+    topic_decisions: str = "picnix.decisions"
+    topic_lifecycle: str = "picnix.lifecycle"
+    uploads_partitions: int = 4
+    max_image_bytes: int = 10 * 1024 * 1024
+    # PostgreSQL
+    pg_host: str = "127.0.0.1"
+    pg_port: int = 15432
+    pg_user: str = "picnix"
+    pg_password: str = "picnix"
+    pg_database: str = "picnix"
+    # MinIO / S3
+    s3_endpoint: str = "127.0.0.1:19000"
+    s3_console_port: int = 19001
+    s3_access_key: str = "picnix"
+    s3_secret_key: str = "picnix-secret"
+    s3_bucket: str = "picnix-images"
+    s3_secure: bool = False
+    # Prometheus and component metrics ports
+    prometheus_port: int = 19090
+    metrics_port_worker: int = 19101
+    metrics_port_pg_sink: int = 19102
+    metrics_port_blob_sink: int = 19103
+    metrics_port_replay: int = 19104
+    # Faust
+    faust_app_id: str = "picnix"
+    faust_store: str = "memory://"
+    engine_method: str = "default"
+    extract_threads: int = 2
+    # Local stack: caches survive a fresh clone, data lives beside them
+    home: Path = field(default_factory=_default_home)
+
+    @property
+    def pg_dsn(self) -> str:
+        return (
+            f"postgresql://{self.pg_user}:{self.pg_password}@{self.pg_host}:{self.pg_port}/"
+            f"{self.pg_database}"
+        )
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    def to_env(self) -> dict[str, str]:
+        """The ``PICNIX_*`` variables that reproduce these settings in a child process."""
+        return {_ENV_PREFIX + f.name.upper(): str(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Read ``PICNIX_<FIELD>`` for every field, converting to the field's type."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(_ENV_PREFIX + f.name.upper())
+            if raw is None:
+                continue
+            values[f.name] = _convert(f.name, str(f.type), raw)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _convert(name: str, type_name: str, raw: str) -> object:
+    try:
+        if type_name == "int":
+            return int(raw)
+        if type_name == "bool":
+            if raw.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if raw.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(f"not a boolean: {raw!r}")
+        if type_name == "Path":
+            return Path(raw).expanduser()
+        return raw
+    except ValueError as exc:
+        raise ValueError(f"{_ENV_PREFIX}{name.upper()}={raw!r}: {exc}") from exc
+
+
+def get_settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,123 @@
+"""The Python producer API: validate an upload, then publish it with acks=all and idempotence.
+
+Validation happens before anything reaches Kafka so a caller gets a clear error at once; the
+extract stage validates again (a producer is not trusted) and dead-letters what it cannot use.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaProducer
+
+from infra.settings import Settings
+from producers import metrics
+from schemas.envelope import SchemaError
+from schemas.events import UploadEvent
+
+RECORD_HEADROOM_BYTES = 1024 * 1024
+# Magic numbers of the formats the pipeline decodes; anything else is refused up front.
+IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"GIF87a", "gif"),
+    (b"GIF89a", "gif"),
+    (b"BM", "bmp"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+)
+
+
+class UploadRefused(ValueError):
+    """An upload that would certainly fail; ``reason`` is a stable code, the message says why."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class PublishedUpload:
+    upload_id: str
+    partition: int
+    offset: int
+    byte_size: int
+
+
+def sniff_format(data: bytes) -> str | None:
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    for magic, name in IMAGE_SIGNATURES:
+        if data.startswith(magic):
+            return name
+    return None
+
+
+def build_upload(
+    upload_id: str, author: str, title: str, image: bytes, max_bytes: int, *,
+    description: str = "", filename: str = "", uploaded_at: str | None = None,
+) -> UploadEvent:
+    """Validate and build an upload event; raises :class:`UploadRefused` with the reason."""
+    if not image:
+        raise UploadRefused("empty", f"{filename or upload_id}: the image has no bytes")
+    if len(image) > max_bytes:
+        raise UploadRefused(
+            "too-large", f"{filename or upload_id}: {len(image)} bytes > cap {max_bytes}"
+        )
+    if sniff_format(image) is None:
+        raise UploadRefused(
+            "unknown-format",
+            f"{filename or upload_id}: not a JPEG, PNG, WebP, GIF, BMP or TIFF image",
+        )
+    try:
+        return UploadEvent(
+            upload_id=upload_id,
+            author=author,
+            title=title,
+            uploaded_at=uploaded_at or datetime.now(UTC).isoformat(),
+            image=image,
+            description=description,
+            filename=filename,
+        )
+    except SchemaError as exc:
+        raise UploadRefused(exc.code, exc.detail) from exc
+
+
+class UploadPublisher:
+    """Publishes upload events; use as an async context manager."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            max_request_size=settings.max_image_bytes + RECORD_HEADROOM_BYTES,
+            linger_ms=5,
+        )
+
+    async def __aenter__(self) -> UploadPublisher:
+        await self._producer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._producer.stop()
+
+    async def publish(self, upload: UploadEvent) -> PublishedUpload:
+        """Send one upload keyed by its id, so all its events share a partition."""
+        started = time.perf_counter()
+        meta = await self._producer.send_and_wait(
+            self._settings.topic_uploads, upload.to_record(), key=upload.upload_id.encode()
+        )
+        metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
+        metrics.PUBLISHED.inc()
+        metrics.PUBLISHED_BYTES.inc(len(upload.image))
+        return PublishedUpload(upload.upload_id, meta.partition, meta.offset, len(upload.image))
+
+    async def publish_raw(self, record: bytes, key: bytes | None = None) -> PublishedUpload:
+        """Publish a record as is, bypassing validation: for tests of the dead-letter path."""
+        meta = await self._producer.send_and_wait(self._settings.topic_uploads, record, key=key)
+        return PublishedUpload("", meta.partition, meta.offset, len(record))

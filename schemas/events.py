@@ -1,0 +1,233 @@
+"""Every event PicNix puts on Kafka, each with a schema name and version.
+
+Producers build these objects and call ``to_record``; consumers call ``from_record``, which
+rejects a wrong schema, an unknown version, a missing field or a field of the wrong type with a
+:class:`SchemaError` naming the field, so a malformed event is dead-lettered with a precise reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+from schemas.envelope import SchemaError, pack, unpack
+
+_RESERVED = ("schema", "version")
+
+
+@dataclass(frozen=True)
+class UploadRef:
+    """Where an upload's bytes live in the log, so later stages need not carry them."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class Event:
+    """Base of all events: the payload field (if any) travels as raw bytes after the header."""
+
+    SCHEMA: ClassVar[str]
+    VERSION: ClassVar[int]
+    PAYLOAD_FIELD: ClassVar[str | None] = None
+
+    def to_record(self) -> bytes:
+        header: dict[str, Any] = {"schema": self.SCHEMA, "version": self.VERSION}
+        payload = b""
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if f.name == self.PAYLOAD_FIELD:
+                payload = value
+            elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+                header[f.name] = dataclasses.asdict(value)
+            else:
+                header[f.name] = value
+        return pack(header, payload)
+
+    @classmethod
+    def from_record(cls, record: bytes | None) -> Self:
+        frame = unpack(record)
+        schema = frame.header.get("schema")
+        if schema != cls.SCHEMA:
+            raise SchemaError("wrong-schema", f"expected {cls.SCHEMA!r}, got {schema!r}")
+        version = frame.header.get("version")
+        if version != cls.VERSION:
+            raise SchemaError(
+                "unknown-version", f"{cls.SCHEMA} version {version!r}, supported {cls.VERSION}"
+            )
+        hints = typing.get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            if f.name == cls.PAYLOAD_FIELD:
+                values[f.name] = frame.payload
+                continue
+            has_default = (
+                f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+            )
+            if f.name not in frame.header:
+                if has_default:
+                    continue
+                raise SchemaError("missing-field", f"{cls.SCHEMA}.{f.name} is required")
+            values[f.name] = _check(f"{cls.SCHEMA}.{f.name}", hints[f.name], frame.header[f.name])
+        return cls(**values)
+
+
+def _check(where: str, expected: Any, value: Any) -> Any:
+    origin = typing.get_origin(expected)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in typing.get_args(expected):
+            try:
+                return _check(where, option, value)
+            except SchemaError as exc:
+                errors.append(exc.detail)
+        raise SchemaError("wrong-type", f"{where}: {value!r} matches none of {expected}")
+    if expected is type(None):
+        if value is None:
+            return None
+        raise SchemaError("wrong-type", f"{where} must be null")
+    if dataclasses.is_dataclass(expected):
+        if not isinstance(value, dict):
+            raise SchemaError("wrong-type", f"{where} must be an object")
+        hints = typing.get_type_hints(expected)
+        kwargs = {}
+        for f in dataclasses.fields(expected):
+            if f.name not in value:
+                raise SchemaError("missing-field", f"{where}.{f.name} is required")
+            kwargs[f.name] = _check(f"{where}.{f.name}", hints[f.name], value[f.name])
+        return expected(**kwargs)
+    if expected is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise SchemaError("wrong-type", f"{where} must be a number, got {type(value).__name__}")
+    if expected is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise SchemaError("wrong-type", f"{where} must be an integer, got {type(value).__name__}")
+    if expected is str:
+        if isinstance(value, str):
+            return value
+        raise SchemaError("wrong-type", f"{where} must be a string, got {type(value).__name__}")
+    if expected is bool:
+        if isinstance(value, bool):
+            return value
+        raise SchemaError("wrong-type", f"{where} must be a boolean")
+    raise TypeError(f"schema type {expected!r} of {where} is not supported")
+
+
+@dataclass(frozen=True)
+class UploadEvent(Event):
+    """A platform's upload: who posted which image, with the image bytes inline."""
+
+    SCHEMA: ClassVar[str] = "picnix.UploadEvent"
+    VERSION: ClassVar[int] = 1
+    PAYLOAD_FIELD: ClassVar[str | None] = "image"
+
+    upload_id: str
+    author: str
+    title: str
+    uploaded_at: str
+    image: bytes
+    description: str = ""
+    filename: str = ""
+    tenant: str = "default"
+
+    def __post_init__(self) -> None:
+        for name in ("upload_id", "author"):
+            if not getattr(self, name).strip():
+                raise SchemaError("empty-field", f"{self.SCHEMA}.{name} must not be empty")
+
+
+@dataclass(frozen=True)
+class FeatureEvent(Event):
+    """The extract stage's output: a compact signature and a pointer to the image bytes."""
+
+    SCHEMA: ClassVar[str] = "picnix.FeatureEvent"
+    VERSION: ClassVar[int] = 1
+    PAYLOAD_FIELD: ClassVar[str | None] = "signature"
+
+    upload_id: str
+    author: str
+    title: str
+    description: str
+    uploaded_at: str
+    sha256: str
+    byte_size: int
+    width: int
+    height: int
+    image_format: str
+    method: str
+    upload_ref: UploadRef
+    extract_seconds: float
+    signature: bytes
+
+
+@dataclass(frozen=True)
+class DecisionEvent(Event):
+    """One decision per upload, emitted by ``decide`` and consumed by the sinks.
+
+    ``seq`` is the offset of the feature event that produced the decision: a total order that
+    is the same on every replay, used to restore engine state and to order sink writes.
+    """
+
+    SCHEMA: ClassVar[str] = "picnix.DecisionEvent"
+    VERSION: ClassVar[int] = 1
+
+    upload_id: str
+    kind: str
+    image_id: str
+    cluster_id: str
+    distance: float | None
+    method: str
+    seq: int
+    author: str
+    title: str
+    description: str
+    uploaded_at: str
+    sha256: str
+    byte_size: int
+    width: int
+    height: int
+    image_format: str
+    upload_ref: UploadRef
+
+
+@dataclass(frozen=True)
+class DeadLetterEvent(Event):
+    """An input that could not be processed, with the reason and the original record."""
+
+    SCHEMA: ClassVar[str] = "picnix.DeadLetterEvent"
+    VERSION: ClassVar[int] = 1
+    PAYLOAD_FIELD: ClassVar[str | None] = "original"
+
+    reason: str
+    detail: str
+    stage: str
+    source: UploadRef
+    upload_id: str | None
+    failed_at: str
+    original: bytes
+
+
+@dataclass(frozen=True)
+class StoredImageRecord(Event):
+    """Engine state for one stored image, kept in the decide agent's changelog-backed table.
+
+    Re-applying these records in ``seq`` order rebuilds the engine exactly after a restart.
+    """
+
+    SCHEMA: ClassVar[str] = "picnix.StoredImageRecord"
+    VERSION: ClassVar[int] = 1
+    PAYLOAD_FIELD: ClassVar[str | None] = "signature"
+
+    seq: int
+    upload_id: str
+    kind: str
+    image_id: str
+    cluster_id: str
+    distance: float | None
+    method: str
+    signature: bytes

@@ -1,0 +1,136 @@
+"""The blob sink: stores the bytes of each distinct image once, under a content-addressed key.
+
+Decisions carry no image bytes; a decision that stores an image points at its upload record
+(partition and offset), which this sink reads back from the log. Offsets are committed to Kafka
+only after every object of the batch is durable; a redelivered batch finds its keys present.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from minio.error import S3Error
+from urllib3.exceptions import HTTPError
+
+from infra.settings import Settings
+from schemas.envelope import SchemaError
+from schemas.events import DecisionEvent, UploadEvent, UploadRef
+from sinks import metrics
+from sinks.blob_keys import blob_key
+from sinks.kafka_io import manual_consumer, reliable_producer, send_dead_letter
+from sinks.object_store import ObjectStore
+from stream_processors.engine.decision import DecisionKind
+
+log = logging.getLogger(__name__)
+
+SINK = "blob"
+GROUP_ID = "picnix-blob-sink"
+BATCH_MAX_RECORDS = 100
+RETRY_SECONDS = 1.0
+FETCH_TIMEOUT_MS = 10_000
+CONTENT_TYPES = {
+    "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif",
+    "bmp": "image/bmp", "tiff": "image/tiff",
+}
+
+
+class UploadNotFound(LookupError):
+    """The upload record a decision points at is gone from the log (retention?)."""
+
+
+class UploadReader:
+    """Reads single upload records by position; a consumer of its own, outside any group."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._consumer = manual_consumer(settings, group_id=None)
+
+    async def start(self) -> None:
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def read(self, ref: UploadRef) -> bytes:
+        tp = TopicPartition(ref.topic, ref.partition)
+        if tp not in self._consumer.assignment():
+            self._consumer.assign([*self._consumer.assignment(), tp])
+        self._consumer.seek(tp, ref.offset)
+        deadline = time.monotonic() + FETCH_TIMEOUT_MS / 1000
+        while time.monotonic() < deadline:
+            batches = await self._consumer.getmany(tp, timeout_ms=1000, max_records=1)
+            for record in batches.get(tp, []):
+                if record.offset == ref.offset:
+                    return record.value or b""
+                raise UploadNotFound(f"{ref}: the log returned offset {record.offset} instead")
+        raise UploadNotFound(f"{ref}: no record within {FETCH_TIMEOUT_MS} ms")
+
+
+class BlobSink:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._store = ObjectStore(settings)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        consumer = manual_consumer(self._settings, group_id=GROUP_ID)
+        reader = UploadReader(self._settings)
+        producer = reliable_producer(self._settings)
+        await asyncio.to_thread(self._store.ensure_bucket)
+        await consumer.start()
+        await reader.start()
+        await producer.start()
+        consumer.subscribe([self._settings.topic_decisions])
+        try:
+            while not stop.is_set():
+                batches = await consumer.getmany(timeout_ms=500, max_records=BATCH_MAX_RECORDS)
+                for tp, records in batches.items():
+                    started = time.perf_counter()
+                    try:
+                        for record in records:
+                            await self._store_one(record.value, tp, record.offset, reader, producer)
+                    except (S3Error, HTTPError, OSError) as exc:
+                        metrics.FAILURES.labels(sink=SINK).inc()
+                        log.warning("object store unavailable (%s); retrying the batch", exc)
+                        await asyncio.sleep(RETRY_SECONDS)
+                        await _rewind_to_committed(consumer, tp)
+                        break
+                    await consumer.commit({tp: records[-1].offset + 1})
+                    metrics.RECORDS.labels(sink=SINK).inc(len(records))
+                    metrics.BATCH_SECONDS.labels(sink=SINK).observe(time.perf_counter() - started)
+        finally:
+            await consumer.stop()
+            await reader.stop()
+            await producer.stop()
+
+    async def _store_one(
+        self, value: bytes | None, tp: TopicPartition, offset: int, reader: UploadReader,
+        producer: object,
+    ) -> None:
+        ref = UploadRef(tp.topic, tp.partition, offset)
+        try:
+            decision = DecisionEvent.from_record(value)
+        except SchemaError as exc:
+            await send_dead_letter(
+                producer, self._settings, SINK, exc.code, exc.detail, ref, value  # type: ignore[arg-type]
+            )
+            return
+        if DecisionKind(decision.kind) is DecisionKind.DUPLICATE_REFERENCE:
+            return
+        key = blob_key(decision.sha256)
+        if await asyncio.to_thread(self._store.exists, key):
+            return
+        upload = UploadEvent.from_record(await reader.read(decision.upload_ref))
+        content_type = CONTENT_TYPES.get(decision.image_format, "application/octet-stream")
+        if await asyncio.to_thread(self._store.put_if_absent, key, upload.image, content_type):
+            metrics.WRITES.labels(sink=SINK).inc()
+            metrics.BYTES_STORED.inc(len(upload.image))
+
+
+async def _rewind_to_committed(consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
+    committed = await consumer.committed(tp)
+    if committed is None:
+        await consumer.seek_to_beginning(tp)
+    else:
+        consumer.seek(tp, committed)

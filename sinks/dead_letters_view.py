@@ -1,0 +1,45 @@
+"""Reads the dead-letter topic from the beginning: what `picnix dlq list` shows."""
+
+from __future__ import annotations
+
+import asyncio
+
+from infra.settings import Settings
+from schemas.envelope import SchemaError
+from schemas.events import DeadLetterEvent
+from sinks.kafka_io import manual_consumer, topic_partitions
+
+
+async def read_dead_letters_async(settings: Settings) -> list[DeadLetterEvent]:
+    consumer = manual_consumer(settings, group_id=None)
+    await consumer.start()
+    try:
+        partitions = await topic_partitions(consumer, settings.topic_uploads_dlq)
+        consumer.assign(partitions)
+        end = await consumer.end_offsets(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        events: list[DeadLetterEvent] = []
+        remaining = {tp for tp in partitions if end[tp] > 0}
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=1000)
+            for tp, records in batches.items():
+                for record in records:
+                    try:
+                        events.append(DeadLetterEvent.from_record(record.value))
+                    except SchemaError:
+                        continue  # not ours to judge: the DLQ keeps whatever landed there
+                    if record.offset + 1 >= end[tp]:
+                        remaining.discard(tp)
+            if not batches:
+                remaining = {tp for tp in remaining if await consumer.position(tp) < end[tp]}
+        return events
+    finally:
+        await consumer.stop()
+
+
+def read_dead_letters(settings: Settings) -> list[DeadLetterEvent]:
+    return asyncio.run(read_dead_letters_async(settings))
+
+
+def dead_lettered_upload_ids(settings: Settings) -> set[str]:
+    return {e.upload_id for e in read_dead_letters(settings) if e.upload_id}

@@ -1,0 +1,22 @@
+"""Prometheus metrics of the sinks; the ``sink`` label tells the Postgres and blob sinks apart."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+BATCH_BUCKETS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+
+RECORDS = Counter("picnix_sink_records_total", "Decision records consumed", ["sink"])
+WRITES = Counter(
+    "picnix_sink_writes_total", "Rows or objects actually written (not already present)", ["sink"]
+)
+FAILURES = Counter(
+    "picnix_sink_failures_total", "Batches that failed and will be retried", ["sink"]
+)
+BATCH_SECONDS = Histogram(
+    "picnix_sink_batch_seconds", "Time to make one batch durable", ["sink"], buckets=BATCH_BUCKETS
+)
+BYTES_STORED = Counter(
+    "picnix_blob_bytes_stored_total", "Bytes written to the object store (distinct images)"
+)
+LAG = Gauge("picnix_sink_lag_records", "Records between the sink's position and the log end", ["sink"])

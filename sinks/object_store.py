@@ -1,0 +1,60 @@
+"""Plain S3 calls through the ``minio`` client, so any S3 store can replace MinIO."""
+
+from __future__ import annotations
+
+import io
+
+from minio import Minio
+from minio.error import S3Error
+
+from infra.settings import Settings
+
+_NOT_FOUND = {"NoSuchKey", "NoSuchObject", "ResourceNotFound"}
+
+
+class ObjectStore:
+    def __init__(self, settings: Settings) -> None:
+        self._bucket = settings.s3_bucket
+        self._client = Minio(
+            settings.s3_endpoint,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key,
+            secure=settings.s3_secure,
+        )
+
+    def ensure_bucket(self) -> None:
+        if not self._client.bucket_exists(self._bucket):
+            self._client.make_bucket(self._bucket)
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._client.stat_object(self._bucket, key)
+        except S3Error as exc:
+            if exc.code in _NOT_FOUND:
+                return False
+            raise
+        return True
+
+    def put_if_absent(self, key: str, data: bytes, content_type: str) -> bool:
+        """Store ``data`` under ``key`` unless present; True if it was written now."""
+        if self.exists(key):
+            return False
+        self._client.put_object(
+            self._bucket, key, io.BytesIO(data), len(data), content_type=content_type
+        )
+        return True
+
+    def delete(self, key: str) -> None:
+        self._client.remove_object(self._bucket, key)
+
+    def list_keys(self, prefix: str = "") -> list[str]:
+        return [
+            o.object_name
+            for o in self._client.list_objects(self._bucket, prefix=prefix, recursive=True)
+            if o.object_name is not None
+        ]
+
+    def total_bytes(self) -> int:
+        return sum(
+            o.size or 0 for o in self._client.list_objects(self._bucket, recursive=True)
+        )

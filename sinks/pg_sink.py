@@ -1,0 +1,126 @@
+"""The Postgres sink: decisions → posts, images, clusters, matches, alerts.
+
+Its Kafka position is stored in ``sink_offsets`` in the same transaction as the rows of a batch,
+so a crash at any point either keeps the whole batch and its offset or neither: at-least-once
+delivery becomes an exactly-once effect without relying on Kafka commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import psycopg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from infra.settings import Settings
+from schemas.envelope import SchemaError
+from schemas.events import DecisionEvent, UploadRef
+from sinks import metrics
+from sinks.kafka_io import manual_consumer, reliable_producer, send_dead_letter, topic_partitions
+from sinks.pg_writer import write_decision
+
+log = logging.getLogger(__name__)
+
+SINK = "postgres"
+CONSUMER_NAME = "picnix-pg-sink"
+BATCH_MAX_RECORDS = 500
+RETRY_SECONDS = 1.0
+
+
+class PostgresSink:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._conn: psycopg.Connection | None = None
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self._settings.pg_dsn, connect_timeout=5)
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
+
+    def stored_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        rows = self._connection().execute(
+            "SELECT topic, partition, next_offset FROM sink_offsets WHERE consumer = %s",
+            (CONSUMER_NAME,),
+        ).fetchall()
+        self._connection().commit()
+        known = {TopicPartition(t, p): o for t, p, o in rows}
+        return {tp: known[tp] for tp in partitions if tp in known}
+
+    def write_batch(self, tp: TopicPartition, events: list[DecisionEvent], next_offset: int) -> int:
+        """Write the decisions and the new position atomically; returns posts newly written."""
+        conn = self._connection()
+        written = 0
+        with conn.transaction():
+            for event in events:
+                written += write_decision(conn, event)
+            conn.execute(
+                "INSERT INTO sink_offsets (consumer, topic, partition, next_offset)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (consumer, topic, partition)"
+                " DO UPDATE SET next_offset = EXCLUDED.next_offset",
+                (CONSUMER_NAME, tp.topic, tp.partition, next_offset),
+            )
+        return written
+
+    async def run(self, stop: asyncio.Event) -> None:
+        consumer = manual_consumer(self._settings, group_id=None)
+        producer = reliable_producer(self._settings)
+        await consumer.start()
+        await producer.start()
+        try:
+            partitions = await topic_partitions(consumer, self._settings.topic_decisions)
+            consumer.assign(partitions)
+            await self._seek_to_stored(consumer, partitions)
+            while not stop.is_set():
+                batches = await consumer.getmany(timeout_ms=500, max_records=BATCH_MAX_RECORDS)
+                for tp, records in batches.items():
+                    events: list[DecisionEvent] = []
+                    for record in records:
+                        try:
+                            events.append(DecisionEvent.from_record(record.value))
+                        except SchemaError as exc:
+                            ref = UploadRef(tp.topic, tp.partition, record.offset)
+                            await send_dead_letter(
+                                producer, self._settings, SINK, exc.code, exc.detail, ref,
+                                record.value,
+                            )
+                    metrics.RECORDS.labels(sink=SINK).inc(len(records))
+                    started = time.perf_counter()
+                    try:
+                        written = self.write_batch(tp, events, records[-1].offset + 1)
+                    except psycopg.OperationalError as exc:
+                        metrics.FAILURES.labels(sink=SINK).inc()
+                        log.warning("postgres unavailable (%s); retrying from stored offset", exc)
+                        self._drop_connection()
+                        await asyncio.sleep(RETRY_SECONDS)
+                        await self._seek_to_stored(consumer, partitions)
+                        break
+                    metrics.BATCH_SECONDS.labels(sink=SINK).observe(time.perf_counter() - started)
+                    metrics.WRITES.labels(sink=SINK).inc(written)
+        finally:
+            await consumer.stop()
+            await producer.stop()
+            self._drop_connection()
+
+    async def _seek_to_stored(
+        self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
+    ) -> None:
+        while True:
+            try:
+                stored = self.stored_offsets(partitions)
+                break
+            except psycopg.OperationalError as exc:
+                log.warning("postgres unavailable (%s); waiting", exc)
+                self._drop_connection()
+                await asyncio.sleep(RETRY_SECONDS)
+        for tp in partitions:
+            if tp in stored:
+                consumer.seek(tp, stored[tp])
+            else:
+                await consumer.seek_to_beginning(tp)

@@ -1,0 +1,134 @@
+"""The Faust worker: thin adapters from Kafka to the extract and decide logic.
+
+``extract`` is stateless and CPU-bound: it decodes and signs each upload in a thread pool
+(OpenCV releases the GIL) and publishes a compact feature event, or dead-letters the upload
+with its reason. ``decide`` is stateful and single-partition, so every decision sees every stored
+image in one fixed order; its tables are changelog-backed and co-partitioned with its input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import faust
+
+from infra.settings import Settings
+from schemas.envelope import SchemaError
+from schemas.events import FeatureEvent, UploadEvent, UploadRef
+from stream_processors import metrics
+from stream_processors.dead_letters import dead_letter
+from stream_processors.decider import Decider
+from stream_processors.engine.decision import DecisionKind
+from stream_processors.engine.decode import DecodeLimits
+from stream_processors.engine.method import build_method
+from stream_processors.extraction import Rejection, extract_features
+
+log = logging.getLogger(__name__)
+
+STAGE_EXTRACT = "extract"
+STAGE_DECIDE = "decide"
+# Kafka framing on top of the largest image we accept.
+RECORD_HEADROOM_BYTES = 1024 * 1024
+
+
+def create_app(settings: Settings) -> faust.App:
+    app = faust.App(
+        settings.faust_app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store=settings.faust_store,
+        datadir=str(settings.data_dir / "faust" / settings.faust_app_id),
+        processing_guarantee="at_least_once",
+        topic_partitions=1,
+        topic_replication_factor=1,
+        producer_max_request_size=settings.max_image_bytes + RECORD_HEADROOM_BYTES,
+        consumer_max_fetch_size=settings.max_image_bytes + RECORD_HEADROOM_BYTES,
+        producer_acks=-1,
+        web_enabled=False,
+    )
+    raw: dict[str, Any] = {
+        "key_type": bytes,
+        "value_type": bytes,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+    }
+    uploads = app.topic(settings.topic_uploads, **raw)
+    features = app.topic(settings.topic_features, **raw)
+    decisions_topic = app.topic(settings.topic_decisions, **raw)
+    dlq = app.topic(settings.topic_uploads_dlq, **raw)
+
+    decisions_table = app.Table(
+        "decisions", partitions=1, key_type=str, value_type=bytes, value_serializer="raw"
+    )
+    stored_table = app.Table(
+        "stored-images", partitions=1, key_type=str, value_type=bytes, value_serializer="raw"
+    )
+
+    extract_method = build_method(settings.engine_method)
+    limits = DecodeLimits(max_bytes=settings.max_image_bytes)
+    executor = ThreadPoolExecutor(max_workers=settings.extract_threads)
+
+    @app.agent(uploads)
+    async def extract(stream: faust.StreamT) -> None:
+        loop = asyncio.get_running_loop()
+        async for event in stream.events():
+            ref = UploadRef(event.message.topic, event.message.partition, event.message.offset)
+            record: bytes = event.value
+            metrics.UPLOADS.inc()
+            metrics.UPLOAD_BYTES.inc(len(record or b""))
+            try:
+                upload = UploadEvent.from_record(record)
+            except SchemaError as exc:
+                await _dead_letter(dlq, STAGE_EXTRACT, exc.code, exc.detail, ref, record, None)
+                continue
+            result = await loop.run_in_executor(
+                executor, extract_features, upload, ref, extract_method, limits
+            )
+            if isinstance(result, Rejection):
+                await _dead_letter(
+                    dlq, STAGE_EXTRACT, result.reason, result.detail, ref, record, upload.upload_id
+                )
+                continue
+            metrics.EXTRACT_SECONDS.observe(result.extract_seconds)
+            await features.send(key=upload.upload_id.encode(), value=result.to_record())
+
+    decider = Decider(build_method(settings.engine_method), decisions_table, stored_table)
+
+    @app.agent(features)
+    async def decide(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            ref = UploadRef(event.message.topic, event.message.partition, event.message.offset)
+            try:
+                feature = FeatureEvent.from_record(event.value)
+            except SchemaError as exc:
+                await _dead_letter(dlq, STAGE_DECIDE, exc.code, exc.detail, ref, event.value, None)
+                continue
+            started = time.perf_counter()
+            outcome = decider.decide(feature, seq=event.message.offset)
+            metrics.DECIDE_SECONDS.observe(time.perf_counter() - started)
+            if outcome.redelivered:
+                metrics.REDELIVERED.inc()
+            else:
+                metrics.DECISIONS.labels(decision=outcome.event.kind).inc()
+                if outcome.event.kind == DecisionKind.DUPLICATE_REFERENCE:
+                    metrics.BYTES_SAVED.inc(outcome.event.byte_size)
+            await decisions_topic.send(
+                key=outcome.event.upload_id.encode(), value=outcome.event.to_record()
+            )
+
+    return app
+
+
+async def _dead_letter(
+    dlq: faust.TopicT,
+    stage: str,
+    reason: str, detail: str, ref: UploadRef, record: bytes | None,
+    upload_id: str | None,
+) -> None:
+    log.warning("dead-letter %s at %s: %s", reason, ref, detail)
+    metrics.DLQ.labels(reason=reason).inc()
+    event = dead_letter(reason, detail, stage, ref, record, upload_id)
+    await dlq.send(key=(upload_id or "").encode() or None, value=event.to_record())

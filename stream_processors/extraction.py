@@ -1,0 +1,45 @@
+"""The extract stage's logic, free of Kafka: bytes in, a feature event or a rejection out."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from schemas.events import FeatureEvent, UploadEvent, UploadRef
+from stream_processors.engine.decode import DecodeLimits, ImageRejected, decode_image
+from stream_processors.engine.method import DedupMethod
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why an upload cannot be processed; it goes to the dead-letter topic as is."""
+
+    reason: str
+    detail: str
+
+
+def extract_features(
+    upload: UploadEvent, ref: UploadRef, method: DedupMethod, limits: DecodeLimits
+) -> FeatureEvent | Rejection:
+    started = time.perf_counter()
+    try:
+        image = decode_image(upload.image, limits)
+    except ImageRejected as exc:
+        return Rejection(reason=str(exc.reason), detail=exc.detail)
+    signature = method.signature_to_bytes(method.extract(image))
+    return FeatureEvent(
+        upload_id=upload.upload_id,
+        author=upload.author,
+        title=upload.title,
+        description=upload.description,
+        uploaded_at=upload.uploaded_at,
+        sha256=image.sha256,
+        byte_size=len(upload.image),
+        width=image.width,
+        height=image.height,
+        image_format=image.format,
+        method=method.name,
+        upload_ref=ref,
+        extract_seconds=time.perf_counter() - started,
+        signature=signature,
+    )

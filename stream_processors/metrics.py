@@ -1,0 +1,27 @@
+"""Prometheus metrics of the Faust worker (extract and decide agents)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+# Decode + signature takes milliseconds to a few hundred ms; a decision microseconds to tens of ms.
+EXTRACT_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+DECIDE_BUCKETS = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+
+UPLOADS = Counter("picnix_uploads_total", "Upload events consumed by the extract agent")
+UPLOAD_BYTES = Counter("picnix_upload_bytes_total", "Image bytes consumed by the extract agent")
+DLQ = Counter("picnix_dlq_total", "Events sent to the dead-letter topic", ["reason"])
+DECISIONS = Counter("picnix_decisions_total", "Decisions emitted", ["decision"])
+REDELIVERED = Counter(
+    "picnix_decisions_redelivered_total",
+    "Feature events already decided (re-delivery): the stored decision was re-emitted",
+)
+BYTES_SAVED = Counter(
+    "picnix_bytes_saved_total", "Bytes of duplicate uploads that are not stored again"
+)
+EXTRACT_SECONDS = Histogram(
+    "picnix_extract_seconds", "Decode + signature time per upload", buckets=EXTRACT_BUCKETS
+)
+DECIDE_SECONDS = Histogram(
+    "picnix_decide_seconds", "Engine evaluate + apply time per upload", buckets=DECIDE_BUCKETS
+)
