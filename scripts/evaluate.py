@@ -1,0 +1,262 @@
+"""`picnix eval MANIFEST [--method default|seed] [--seed N] [--split calib|holdout|all] [--json]`.
+
+Streams a manifest's images, in a pseudo-random order fixed by --seed, through the same
+extract / evaluate / apply code the pipeline runs, and scores every upload as it arrives:
+an upload is a true duplicate iff an earlier upload shares its group_id, and a
+duplicate-reference is correct iff the referenced image shares its group_id.
+
+--split: a deterministic split by a hash of the group (a distractor goes with the group it is a
+hard negative of, so hard negatives stay beside their originals): thresholds are calibrated on
+`calib` and reported on `holdout`; `all` (the default) uses every row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import random
+import re
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stream_processors.engine.decision import Decision, DecisionKind
+from stream_processors.engine.method import METHOD_NAMES, ImageLike, build_method
+
+SPLITS = ("all", "calib", "holdout")
+_SPLIT_SALT = b"picnix-eval-split-v1"
+
+# first word of an edit -> family reported by recall_by_family
+_FAMILY_ALIASES = {
+    "gaussian": "blur",
+    "gauss": "noise",
+    "pad": "pad",
+    "text": "text",
+    "logo": "logo",
+    "jpeg": "jpeg",
+}
+_FORMAT_FAMILIES = {"webp": "webp", "jpeg": "jpeg", "png": "format"}
+_EDIT_SPLIT = re.compile(r"\+(?=[a-z])")  # '+' also appears inside "rotate_+3.3deg"
+
+
+@dataclass(frozen=True)
+class Row:
+    path: Path
+    group_id: str
+    kind: str
+    transform: str
+    split_group: str
+
+    @property
+    def upload_id(self) -> str:
+        return self.path.stem
+
+
+def families(transform: str) -> list[str]:
+    """Transform families of a manifest `transform` cell (empty for originals/distractors)."""
+    edits = transform.split(";")[0]
+    if edits in ("", "none"):
+        return []
+    out: list[str] = []
+    for edit in _EDIT_SPLIT.split(edits):
+        parts = edit.split("_")
+        word = parts[0]
+        if word == "format" and len(parts) > 1:
+            fam = _FORMAT_FAMILIES.get(parts[1], "format")
+        else:
+            fam = _FAMILY_ALIASES.get(word, word)
+        if fam not in out:
+            out.append(fam)
+    return out
+
+
+def split_of(split_group: str) -> str:
+    h = hashlib.sha256(_SPLIT_SALT + split_group.encode()).digest()
+    return "calib" if h[0] % 2 == 0 else "holdout"
+
+
+def read_manifest(path: Path, split: str = "all") -> list[Row]:
+    rows = []
+    with path.open(newline="") as f:
+        for rec in csv.DictReader(f):
+            transform = rec["transform"]
+            m = re.search(r"hard_negative_of=([^;]+)", transform)
+            split_group = m.group(1) if m else rec["group_id"]
+            row = Row(path.parent / rec["path"], rec["group_id"], rec["kind"], transform, split_group)
+            if split == "all" or split_of(split_group) == split:
+                rows.append(row)
+    return rows
+
+
+@dataclass(frozen=True)
+class _LocalDecoded:
+    pixels: np.ndarray
+    width: int
+    height: int
+    format: str
+    sha256: str
+
+
+def _decode(data: bytes) -> ImageLike:
+    """engine.decode.decode_image when available, else a plain cv2.imdecode stand-in."""
+    try:
+        from stream_processors.engine.decode import decode_image
+    except ImportError:
+        import cv2
+
+        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if arr is None:
+            raise ValueError("undecodable image") from None
+        return _LocalDecoded(
+            arr, arr.shape[1], arr.shape[0], "unknown", hashlib.sha256(data).hexdigest()
+        )
+    img: ImageLike = decode_image(data)
+    return img
+
+
+def _pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else 0.0
+
+
+def run(rows: list[Row], method_name: str, seed: int) -> dict[str, Any]:
+    """Stream rows in a seeded order through a fresh method; return the metrics."""
+    order = list(rows)
+    random.Random(seed).shuffle(order)
+    method = build_method(method_name)
+    group_of_image: dict[str, str] = {}
+    seen_groups: set[str] = set()
+    tp = fp = true_dups = 0
+    distractor_fp = 0
+    fam_total: dict[str, int] = defaultdict(int)
+    fam_hit: dict[str, int] = defaultdict(int)
+    decode_ms: list[float] = []
+    extract_ms: list[float] = []
+    decide_ms: list[float] = []
+    kinds: dict[str, int] = defaultdict(int)
+    errors: list[dict[str, str]] = []
+    t_start = time.perf_counter()
+    for row in order:
+        t0 = time.perf_counter()
+        image = _decode(row.path.read_bytes())
+        t1 = time.perf_counter()
+        sig = method.extract(image)
+        t2 = time.perf_counter()
+        decision: Decision = method.evaluate(row.upload_id, sig)
+        method.apply(decision, sig)
+        t3 = time.perf_counter()
+        decode_ms.append(1e3 * (t1 - t0))
+        extract_ms.append(1e3 * (t2 - t1))
+        decide_ms.append(1e3 * (t3 - t2))
+        kinds[str(decision.kind)] += 1
+        is_true = row.group_id in seen_groups
+        fams = families(row.transform) if is_true else []
+        if is_true:
+            true_dups += 1
+            for fam in fams or ["none"]:
+                fam_total[fam] += 1
+        if decision.kind is DecisionKind.DUPLICATE_REFERENCE:
+            ref_group = group_of_image.get(decision.image_id)
+            if ref_group == row.group_id:
+                tp += 1
+                for fam in fams or ["none"]:
+                    fam_hit[fam] += 1
+            else:
+                fp += 1
+                if row.kind == "distractor":
+                    distractor_fp += 1
+                errors.append(
+                    {
+                        "upload": row.path.name,
+                        "group": row.group_id,
+                        "referenced": decision.image_id,
+                        "referenced_group": str(ref_group),
+                        "method": decision.method,
+                    }
+                )
+        else:
+            group_of_image[decision.image_id] = row.group_id
+        seen_groups.add(row.group_id)
+    elapsed = time.perf_counter() - t_start
+    n_dup = tp + fp
+    precision = tp / n_dup if n_dup else 1.0
+    recall = tp / true_dups if true_dups else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "method": method_name,
+        "seed": seed,
+        "uploads": len(order),
+        "true_duplicates": true_dups,
+        "duplicate_references": n_dup,
+        "true_positives": tp,
+        "false_positives": fp,
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "f1": round(f1, 4),
+        "recall_by_family": {
+            fam: round(fam_hit[fam] / fam_total[fam], 4) for fam in sorted(fam_total)
+        },
+        "family_counts": dict(sorted(fam_total.items())),
+        "distractor_false_positives": distractor_fp,
+        "distractors": sum(1 for r in order if r.kind == "distractor"),
+        "clusters": kinds[str(DecisionKind.NEW_CLUSTER)],
+        "decisions": dict(kinds),
+        "images_per_s": round(len(order) / elapsed, 2) if elapsed > 0 else 0.0,
+        "decode_ms_p50": round(_pct(decode_ms, 50), 3),
+        "extract_ms_p50": round(_pct(extract_ms, 50), 3),
+        "decide_ms_p50": round(_pct(decide_ms, 50), 3),
+        "decide_ms_p99": round(_pct(decide_ms, 99), 3),
+        "false_positive_examples": errors[:20],
+    }
+
+
+def _print_text(res: dict[str, Any]) -> None:
+    print(f"method {res['method']}  seed {res['seed']}  uploads {res['uploads']}")
+    print(
+        f"precision {res['precision']:.4f}  recall {res['recall']:.4f}  f1 {res['f1']:.4f}  "
+        f"(tp {res['true_positives']}, fp {res['false_positives']}, "
+        f"true duplicates {res['true_duplicates']})"
+    )
+    print("recall by family:")
+    for fam, r in res["recall_by_family"].items():
+        print(f"  {fam:<11} {r:.3f}  (n={res['family_counts'][fam]})")
+    print(
+        f"distractor false positives {res['distractor_false_positives']} / {res['distractors']}"
+        f"   clusters {res['clusters']}"
+    )
+    print(
+        f"images/s {res['images_per_s']}  decode ms p50 {res['decode_ms_p50']}  extract ms p50 "
+        f"{res['extract_ms_p50']}  decide ms p50 {res['decide_ms_p50']} p99 {res['decide_ms_p99']}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="picnix eval", description=__doc__.splitlines()[0])
+    p.add_argument("manifest", type=Path)
+    p.add_argument("--method", default="default", choices=METHOD_NAMES)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", default="all", choices=SPLITS)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    args = p.parse_args(argv)
+    rows = read_manifest(args.manifest, args.split)
+    try:
+        res = run(rows, args.method, args.seed)
+    except ValueError as exc:
+        print(f"picnix eval: {exc}", file=sys.stderr)
+        return 2
+    res["split"] = args.split
+    if args.json:
+        print(json.dumps(res))
+    else:
+        _print_text(res)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

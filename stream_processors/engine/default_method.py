@@ -1,0 +1,347 @@
+"""PicNix's default method: exact bytes, global hash, local keypoints, aligned pixels.
+
+Decision cascade for one upload (cheapest conclusive evidence first):
+
+1. Exact SHA-256 of the raw bytes already stored -> duplicate-reference, nothing else computed.
+2. Shortlist: the nearest stored hashes over the 8 dihedral variants (HammingIndex, radius
+   SHORTLIST.hash_radius) plus the images with most visual-word votes (inverted index).
+3. A hash candidate within SHORTLIST.fast_hash_distance is checked by aligning the thumbnails
+   through the hash's dihedral op directly (no keypoint matching): re-encodes, resizes, blur,
+   noise and photometric edits end here.
+4. Other candidates, earliest stored first, are verified by ORB ratio-test matches, a RANSAC
+   similarity (on the image and its mirror) and the aligned pixel check; the first that passes is
+   the reference, so the reference is the earliest stored image of the group that verifies.
+5. No duplicate: the seed's clustering rule on the hash (new cluster / merge into the nearest).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from stream_processors.engine._brute_hamming import BruteHammingIndex as HammingIndex
+from stream_processors.engine.clusters import ClusterIndex
+from stream_processors.engine.decision import Decision, DecisionKind
+from stream_processors.engine.local_features import (
+    FeatureStore,
+    Keypoints,
+    LocalFeatures,
+    MemoryFeatureStore,
+    detect_orb,
+    frame_of,
+    keypoints_from_bytes,
+    keypoints_to_bytes,
+    local_features_from_bytes,
+    local_features_to_bytes,
+    thumb_of,
+)
+from stream_processors.engine.method import ImageLike
+from stream_processors.engine.signatures import (
+    HASH_BITS,
+    HASH_BYTES,
+    N_DIHEDRAL,
+    apply_dihedral,
+    dihedral_hashes,
+    trim_uniform_border,
+)
+from stream_processors.engine.verify import (
+    GeometryThresholds,
+    PixelCheck,
+    PixelThresholds,
+    estimate_geometry,
+    pixel_check,
+    thumb_affine,
+)
+from stream_processors.engine.visual_words import VisualWordIndex
+
+METHOD_NAME = "default"
+WORK_LONG_SIDE = 1024  # decoded pixels above this are reduced before trimming
+
+
+class Evidence:
+    """Method strings recorded in each Decision: which evidence decided."""
+
+    SHA256 = "default:sha256"
+    HASH_PIXELS = "default:hash+pixels"
+    KEYPOINTS = "default:orb+ransac+pixels"
+    CLUSTER = "default:hash-cluster"
+
+
+@dataclass(frozen=True)
+class ShortlistParams:
+    hash_radius: int = 48
+    hash_limit: int = 3
+    fast_hash_distance: int = 40
+    fast_max_aspect_change: float = 0.15
+    word_limit: int = 6
+    word_min_votes: int = 3
+
+
+SHORTLIST = ShortlistParams()
+GEOMETRY = GeometryThresholds()
+PIXELS = PixelThresholds()
+FAST_PIXELS = PixelThresholds()
+
+
+@dataclass(frozen=True)
+class DefaultSignature:
+    """Everything the default method knows of one image.
+
+    ``hashes[k]`` is the hash of dihedral op k of the trimmed image (row 0: as uploaded);
+    ``local`` holds the keypoints, frame size and thumbnail; ``mirror`` the keypoints of the
+    mirrored frame (used for queries only, never stored).
+    """
+
+    sha256: bytes
+    width: int
+    height: int
+    hashes: np.ndarray
+    local: LocalFeatures
+    mirror: Keypoints
+
+    @property
+    def code(self) -> np.ndarray:
+        return self.hashes[0]
+
+
+@dataclass
+class _StoredImage:
+    key: int
+    cluster_id: str
+    code: np.ndarray
+    sha256: bytes
+
+
+_SIG_MAGIC = b"PXD"
+_SIG_VERSION = 1
+_SIG_HEADER = struct.Struct("<3sB32sIIH")  # magic, version, sha256, width, height, mirror count
+
+
+def extract_signature(image: ImageLike) -> DefaultSignature:
+    """Trim borders, hash, detect keypoints (and on the mirror), make the thumbnail."""
+    bgr = image.pixels
+    h, w = bgr.shape[:2]
+    if max(h, w) > WORK_LONG_SIDE:
+        s = WORK_LONG_SIDE / max(h, w)
+        bgr = cv2.resize(bgr, (max(1, round(w * s)), max(1, round(h * s))), cv2.INTER_AREA)
+    box = trim_uniform_border(bgr)
+    gray = cv2.cvtColor(bgr[box.y0 : box.y1, box.x0 : box.x1], cv2.COLOR_BGR2GRAY)
+    frame = frame_of(gray)
+    hashes = dihedral_hashes(frame)
+    local = LocalFeatures(detect_orb(frame), (frame.shape[1], frame.shape[0]), thumb_of(frame))
+    mirror = detect_orb(np.ascontiguousarray(frame[:, ::-1]))
+    return DefaultSignature(
+        sha256=bytes.fromhex(image.sha256),
+        width=int(image.width),
+        height=int(image.height),
+        hashes=hashes,
+        local=local,
+        mirror=mirror,
+    )
+
+
+def signature_to_bytes(sig: DefaultSignature) -> bytes:
+    header = _SIG_HEADER.pack(
+        _SIG_MAGIC, _SIG_VERSION, sig.sha256, sig.width, sig.height, len(sig.mirror)
+    )
+    return b"".join(
+        [
+            header,
+            sig.hashes.astype(np.uint8).tobytes(),
+            local_features_to_bytes(sig.local),
+            keypoints_to_bytes(sig.mirror),
+        ]
+    )
+
+
+def signature_from_bytes(data: bytes) -> DefaultSignature:
+    magic, version, sha, width, height, n_mirror = _SIG_HEADER.unpack_from(data, 0)
+    if magic != _SIG_MAGIC or version != _SIG_VERSION:
+        raise ValueError(f"not a default-method signature v{_SIG_VERSION}: {magic!r} v{version}")
+    off = _SIG_HEADER.size
+    n_hash = N_DIHEDRAL * HASH_BYTES
+    hashes = np.frombuffer(data, np.uint8, n_hash, off).reshape(N_DIHEDRAL, HASH_BYTES).copy()
+    off += n_hash
+    view = memoryview(data)
+    local, used = local_features_from_bytes(view[off:])
+    off += used
+    mirror, used = keypoints_from_bytes(view[off:], n_mirror)
+    off += used
+    if off != len(data):
+        raise ValueError(f"trailing bytes in signature: {len(data) - off}")
+    return DefaultSignature(sha, width, height, hashes, local, mirror)
+
+
+class DefaultMethod:
+    """Index state and the decision cascade; see the module docstring."""
+
+    name = METHOD_NAME
+
+    def __init__(self, store: FeatureStore | None = None) -> None:
+        self._store: FeatureStore = store if store is not None else MemoryFeatureStore()
+        self._hashes = HammingIndex(HASH_BITS)
+        self._words = VisualWordIndex()
+        self._clusters = ClusterIndex()
+        self._images: dict[str, _StoredImage] = {}
+        self._id_of_key: dict[int, str] = {}
+        self._by_sha: dict[bytes, str] = {}
+        self._next_key = 0
+
+    # ------------------------------------------------------------------ signature
+    def extract(self, image: ImageLike) -> DefaultSignature:
+        return extract_signature(image)
+
+    def signature_to_bytes(self, sig: DefaultSignature) -> bytes:
+        return signature_to_bytes(sig)
+
+    def signature_from_bytes(self, data: bytes) -> DefaultSignature:
+        return signature_from_bytes(data)
+
+    # ------------------------------------------------------------------ decide
+    def evaluate(self, upload_id: str, sig: DefaultSignature) -> Decision:
+        exact = self._by_sha.get(sig.sha256)
+        if exact is not None:
+            return self._duplicate(upload_id, exact, 0.0, Evidence.SHA256)
+        hash_hits = self._hash_candidates(sig)
+        for key, (dist, variant) in sorted(hash_hits.items(), key=lambda kv: (kv[1][0], kv[0])):
+            if dist > SHORTLIST.fast_hash_distance:
+                break
+            if self._fast_check(sig, key, variant):
+                return self._duplicate(upload_id, self._id_of_key[key], dist, Evidence.HASH_PIXELS)
+        words = self._words.query(
+            np.concatenate([sig.local.keypoints.descriptors, sig.mirror.descriptors]),
+            SHORTLIST.word_limit,
+            SHORTLIST.word_min_votes,
+        )
+        candidates = sorted(set(hash_hits) | {wv.key for wv in words})
+        for key in candidates:
+            if self._keypoint_check(sig, key):
+                image_id = self._id_of_key[key]
+                dist = hash_hits[key][0] if key in hash_hits else self._code_distance(sig, key)
+                return self._duplicate(upload_id, image_id, dist, Evidence.KEYPOINTS)
+        near = self._clusters.nearest(sig.code)
+        if near is None:
+            return Decision(
+                upload_id, DecisionKind.NEW_CLUSTER, upload_id, upload_id, None, Evidence.CLUSTER
+            )
+        return Decision(
+            upload_id,
+            DecisionKind.MERGE_CENTER,
+            upload_id,
+            near.cluster_id,
+            float(near.distance),
+            Evidence.CLUSTER,
+        )
+
+    def _duplicate(self, upload_id: str, image_id: str, dist: float, how: str) -> Decision:
+        stored = self._images[image_id]
+        return Decision(
+            upload_id,
+            DecisionKind.DUPLICATE_REFERENCE,
+            image_id,
+            stored.cluster_id,
+            float(dist),
+            how,
+        )
+
+    def _hash_candidates(self, sig: DefaultSignature) -> dict[int, tuple[int, int]]:
+        """key -> (best distance over dihedral variants, that variant), nearest few only."""
+        best: dict[int, tuple[int, int]] = {}
+        for k in range(N_DIHEDRAL):
+            for key, dist in self._hashes.search(
+                sig.hashes[k], SHORTLIST.hash_radius, SHORTLIST.hash_limit
+            ):
+                if key not in best or dist < best[key][0]:
+                    best[key] = (dist, k)
+        ranked = sorted(best.items(), key=lambda kv: (kv[1][0], kv[0]))[: SHORTLIST.hash_limit]
+        return dict(ranked)
+
+    def _code_distance(self, sig: DefaultSignature, key: int) -> int:
+        code = self._images[self._id_of_key[key]].code
+        return int(np.bitwise_count(sig.hashes ^ code[None, :]).sum(axis=1).min())
+
+    def _stored_features(self, key: int) -> LocalFeatures:
+        lf, _ = local_features_from_bytes(self._store.get(key))
+        return lf
+
+    def fast_evidence(self, sig: DefaultSignature, key: int, variant: int) -> PixelCheck | None:
+        """Pixel check of the thumbnails aligned by the hash's dihedral op (no keypoints)."""
+        stored = self._stored_features(key)
+        q = apply_dihedral(sig.local.thumb, variant)
+        qh, qw = q.shape[:2]
+        sh, sw = stored.thumb.shape[:2]
+        if abs(np.log((qw / qh) / (sw / sh))) > SHORTLIST.fast_max_aspect_change:
+            return None
+        affine = np.array([[qw / sw, 0.0, 0.0], [0.0, qh / sh, 0.0]])
+        return pixel_check(q, stored.thumb, affine)
+
+    def _fast_check(self, sig: DefaultSignature, key: int, variant: int) -> bool:
+        ev = self.fast_evidence(sig, key, variant)
+        return ev is not None and ev.passes(FAST_PIXELS)
+
+    def keypoint_evidence(self, sig: DefaultSignature, key: int) -> list[PixelCheck]:
+        """Pixel checks for each view (as uploaded, mirrored) whose geometry verified."""
+        stored = self._stored_features(key)
+        out = []
+        for keypoints, mirrored in ((sig.local.keypoints, False), (sig.mirror, True)):
+            geo = estimate_geometry(keypoints, stored.keypoints, GEOMETRY)
+            if geo is None:
+                continue
+            thumb = np.ascontiguousarray(sig.local.thumb[:, ::-1]) if mirrored else sig.local.thumb
+            affine = thumb_affine(geo.affine, sig.local, stored)
+            out.append(pixel_check(thumb, stored.thumb, affine))
+        return out
+
+    def _keypoint_check(self, sig: DefaultSignature, key: int) -> bool:
+        return any(ev.passes(PIXELS) for ev in self.keypoint_evidence(sig, key))
+
+    # ------------------------------------------------------------------ state
+    def apply(self, decision: Decision, sig: DefaultSignature) -> None:
+        if decision.kind is DecisionKind.DUPLICATE_REFERENCE:
+            return
+        key = self._next_key
+        self._next_key += 1
+        stored = _StoredImage(key, decision.cluster_id, sig.code.copy(), sig.sha256)
+        self._images[decision.image_id] = stored
+        self._id_of_key[key] = decision.image_id
+        self._by_sha.setdefault(sig.sha256, decision.image_id)
+        self._hashes.add(key, sig.code)
+        self._words.add(key, sig.local.keypoints.descriptors)
+        self._store.put(key, local_features_to_bytes(sig.local))
+        if decision.kind is DecisionKind.NEW_CLUSTER:
+            self._clusters.found(decision.cluster_id, sig.code)
+        else:
+            self._clusters.join(decision.cluster_id, sig.code)
+
+    def remove(self, image_id: str) -> None:
+        stored = self._images.pop(image_id, None)
+        if stored is None:
+            return
+        lf = self._stored_features(stored.key)
+        self._words.remove(stored.key, lf.keypoints.descriptors)
+        self._store.delete(stored.key)
+        self._hashes.remove(stored.key)
+        del self._id_of_key[stored.key]
+        if self._by_sha.get(stored.sha256) == image_id:
+            del self._by_sha[stored.sha256]
+        self._clusters.leave(stored.cluster_id, stored.code)
+
+    # ------------------------------------------------------------------ introspection
+    def __len__(self) -> int:
+        return len(self._images)
+
+    def cluster_count(self) -> int:
+        return len(self._clusters)
+
+    def memory_bytes(self) -> int:
+        """In-memory index bytes (excluding the feature store)."""
+        per_image = HASH_BYTES + 32 + 3 * 64  # code, sha, ids and dict overheads (estimate)
+        return (
+            self._hashes.nbytes()
+            + self._words.nbytes()
+            + self._clusters.nbytes()
+            + per_image * len(self._images)
+        )

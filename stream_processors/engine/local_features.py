@@ -1,0 +1,157 @@
+"""Local evidence: ORB keypoints of the trimmed frame, a grayscale thumbnail, and their store.
+
+Why: global hashes cannot see through crops, rotations and heavy overlays; keypoints verified
+geometrically can. ORB is patent-free, ships with OpenCV and costs a few ms at 480 px. The
+keypoints of the mirrored frame are computed for queries only (ORB is not mirror-invariant), so a
+mirrored-and-cropped copy is still found. Local features are large (tens of KiB), so they live in
+a ``FeatureStore`` that the index reads only for the few shortlisted candidates; the default store
+is an in-memory dict, a benchmark can plug in an on-disk one.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+FRAME_LONG_SIDE = 480
+THUMB_LONG_SIDE = 128
+ORB_FEATURES = 500
+ORB_FAST_THRESHOLD = 12
+DESCRIPTOR_BYTES = 32
+
+_orb = cv2.ORB_create(nfeatures=ORB_FEATURES, fastThreshold=ORB_FAST_THRESHOLD)
+
+
+@dataclass(frozen=True)
+class Keypoints:
+    """Keypoint positions (float32 (N, 2), frame pixels) and ORB descriptors (uint8 (N, 32)),
+    sorted by decreasing detector response so the first ones are the most repeatable."""
+
+    points: np.ndarray
+    descriptors: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.points.shape[0])
+
+
+@dataclass(frozen=True)
+class LocalFeatures:
+    """What verification needs of one image: keypoints, the frame size they live in, a thumbnail.
+
+    ``frame_size`` is (width, height) of the trimmed image resized to FRAME_LONG_SIDE; the
+    thumbnail is the same frame at THUMB_LONG_SIDE, so the two are related by a pure scale.
+    """
+
+    keypoints: Keypoints
+    frame_size: tuple[int, int]
+    thumb: np.ndarray
+
+    def thumb_scale(self) -> tuple[float, float]:
+        """(sx, sy) mapping frame coordinates to thumbnail coordinates."""
+        th, tw = self.thumb.shape[:2]
+        return tw / self.frame_size[0], th / self.frame_size[1]
+
+
+def empty_keypoints() -> Keypoints:
+    return Keypoints(
+        np.zeros((0, 2), np.float32), np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
+    )
+
+
+def detect_orb(gray: np.ndarray) -> Keypoints:
+    """ORB keypoints of a grayscale frame, strongest first."""
+    kps, desc = _orb.detectAndCompute(gray, None)
+    if desc is None or not kps:
+        return empty_keypoints()
+    order = np.argsort([-kp.response for kp in kps], kind="stable")
+    pts = np.array([kps[i].pt for i in order], dtype=np.float32).reshape(-1, 2)
+    return Keypoints(pts, np.ascontiguousarray(desc[order]))
+
+
+def frame_of(gray: np.ndarray) -> np.ndarray:
+    """Resize a trimmed grayscale image so its long side is FRAME_LONG_SIDE."""
+    h, w = gray.shape[:2]
+    s = FRAME_LONG_SIDE / max(h, w)
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    return cv2.resize(gray, size, interpolation=interp)
+
+
+def thumb_of(frame: np.ndarray) -> np.ndarray:
+    """Grayscale thumbnail of a frame with long side THUMB_LONG_SIDE."""
+    h, w = frame.shape[:2]
+    s = THUMB_LONG_SIDE / max(h, w)
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+
+
+# ----------------------------------------------------------------------------- serialisation
+_LF_MAGIC = b"LF"
+_LF_VERSION = 1
+_LF_HEADER = struct.Struct("<2sBHHHHH")  # magic, version, frame w, h, thumb w, h, n keypoints
+
+
+def keypoints_to_bytes(kp: Keypoints) -> bytes:
+    return kp.points.astype("<f4").tobytes() + kp.descriptors.tobytes()
+
+
+def keypoints_from_bytes(data: bytes | memoryview, n: int) -> tuple[Keypoints, int]:
+    """Parse n keypoints from the start of data; returns them and the bytes consumed."""
+    pts = np.frombuffer(data, dtype="<f4", count=2 * n).astype(np.float32).reshape(n, 2)
+    off = 8 * n
+    desc = np.frombuffer(data, dtype=np.uint8, count=DESCRIPTOR_BYTES * n, offset=off)
+    desc = desc.reshape(n, DESCRIPTOR_BYTES).copy()
+    return Keypoints(pts, desc), off + DESCRIPTOR_BYTES * n
+
+
+def local_features_to_bytes(lf: LocalFeatures) -> bytes:
+    th, tw = lf.thumb.shape[:2]
+    header = _LF_HEADER.pack(
+        _LF_MAGIC, _LF_VERSION, lf.frame_size[0], lf.frame_size[1], tw, th, len(lf.keypoints)
+    )
+    return header + lf.thumb.astype(np.uint8).tobytes() + keypoints_to_bytes(lf.keypoints)
+
+
+def local_features_from_bytes(data: bytes | memoryview) -> tuple[LocalFeatures, int]:
+    """Parse a LocalFeatures record; returns it and the number of bytes consumed."""
+    magic, version, fw, fh, tw, th, n = _LF_HEADER.unpack_from(data, 0)
+    if magic != _LF_MAGIC or version != _LF_VERSION:
+        raise ValueError(f"not a local-features record v{_LF_VERSION}: {magic!r} v{version}")
+    off = _LF_HEADER.size
+    thumb = np.frombuffer(data, dtype=np.uint8, count=tw * th, offset=off).reshape(th, tw).copy()
+    off += tw * th
+    kp, used = keypoints_from_bytes(memoryview(data)[off:], n)
+    return LocalFeatures(kp, (fw, fh), thumb), off + used
+
+
+# ----------------------------------------------------------------------------- store
+class FeatureStore(Protocol):
+    """Where stored images' local features live; read only for shortlisted candidates."""
+
+    def put(self, key: int, data: bytes) -> None: ...
+    def get(self, key: int) -> bytes: ...
+    def delete(self, key: int) -> None: ...
+    def nbytes(self) -> int: ...
+
+
+class MemoryFeatureStore:
+    """Default FeatureStore: a dict of serialised records."""
+
+    def __init__(self) -> None:
+        self._data: dict[int, bytes] = {}
+
+    def put(self, key: int, data: bytes) -> None:
+        self._data[key] = data
+
+    def get(self, key: int) -> bytes:
+        return self._data[key]
+
+    def delete(self, key: int) -> None:
+        self._data.pop(key, None)
+
+    def nbytes(self) -> int:
+        return sum(len(v) for v in self._data.values())

@@ -1,0 +1,81 @@
+"""The contract every dedup method implements, and the factory the pipeline and `picnix eval` use.
+
+Why evaluate and apply are split: ``evaluate`` only reads state, ``apply`` only writes it, so the
+pipeline can persist each Decision before mutating anything and rebuild identical state after a
+restart by replaying ``apply`` over the stored decisions in order.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from stream_processors.engine.decision import Decision
+
+
+class ImageLike(Protocol):
+    """What a method reads of a decoded image (structurally, engine.decode.DecodedImage)."""
+
+    @property
+    def pixels(self) -> np.ndarray: ...  # H x W x 3 uint8 BGR, possibly reduced in size
+    @property
+    def width(self) -> int: ...  # of the original
+    @property
+    def height(self) -> int: ...
+    @property
+    def format(self) -> str: ...
+    @property
+    def sha256(self) -> str: ...  # hex of the raw bytes
+
+
+class DedupMethod(Protocol):
+    """A near-duplicate decision method with its own index state."""
+
+    name: str
+
+    def extract(self, image: ImageLike) -> Any:
+        """Signature of one image: pure and CPU-bound (runs in the stateless extract agent)."""
+        ...
+
+    def signature_to_bytes(self, sig: Any) -> bytes:
+        """Compact, versioned serialisation (no pickle)."""
+        ...
+
+    def signature_from_bytes(self, data: bytes) -> Any: ...
+
+    def evaluate(self, upload_id: str, sig: Any) -> Decision:
+        """Decide one upload; reads state only."""
+        ...
+
+    def apply(self, decision: Decision, sig: Any) -> None:
+        """Mutate state for a decision: NEW_CLUSTER / MERGE_CENTER add the image (and move the
+        center); DUPLICATE_REFERENCE changes no index state. Replaying apply over the same
+        decisions rebuilds the same state."""
+        ...
+
+    def remove(self, image_id: str) -> None:
+        """The image's last post was deleted: it leaves the index and its cluster."""
+        ...
+
+
+METHOD_NAMES = ("default", "seed")
+
+
+def build_method(name: str) -> DedupMethod:
+    """A fresh method instance with empty state, by name ("default" or "seed")."""
+    if name == "default":
+        from stream_processors.engine.default_method import DefaultMethod
+
+        return DefaultMethod()
+    if name == "seed":
+        try:
+            from stream_processors.engine.seed_method import SeedMethod
+        except ImportError as exc:
+            raise ValueError(
+                "method 'seed' is not available yet (stream_processors/engine/seed_method.py "
+                f"with class SeedMethod is missing): {exc}"
+            ) from exc
+        method: DedupMethod = SeedMethod()
+        return method
+    raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHOD_NAMES)}")

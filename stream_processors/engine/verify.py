@@ -1,0 +1,174 @@
+"""Verification of one (query, stored) pair: geometry first, then an aligned pixel comparison.
+
+Why two stages: keypoint geometry (ratio test + RANSAC similarity) proves that the two pictures
+share a rigid layout, which crops, pads, rotations and resizes keep; but two CryptoPunks one trait
+apart, or two cards of a deck, share most of their layout too. The aligned thumbnail comparison
+then asks whether the *content* agrees once the stored image is warped onto the query and its
+grey levels are matched to the query's (histogram matching absorbs brightness, contrast, gamma and
+most colour filters). Overlays disagree in a compact region; a different artwork disagrees in its
+subject. The thresholds that separate those live in ``PixelThresholds`` and are calibrated on the
+calibration split only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from stream_processors.engine.local_features import Keypoints, LocalFeatures
+
+RATIO_TEST = 0.8
+RANSAC_REPROJ_PX = 6.0
+RANSAC_MAX_ITERS = 2000
+RANSAC_CONFIDENCE = 0.995
+MIN_SCALE = 0.25
+MAX_SCALE = 4.0
+_SMOOTH_SIGMA = 1.0
+_DIFF_LEVEL = 0.12  # grey difference (0..1) above which an aligned pixel disagrees
+_VALID_ERODE = 3
+
+_matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+
+
+@dataclass(frozen=True)
+class GeometryThresholds:
+    min_matches: int = 8
+    min_inliers: int = 10
+    min_inlier_ratio: float = 0.25
+
+
+@dataclass(frozen=True)
+class PixelThresholds:
+    """Aligned-thumbnail acceptance: enough overlap, high correlation, little disagreement."""
+
+    min_cover_small: float = 0.7
+    min_cover_large: float = 0.35
+    min_ncc: float = 0.80
+    max_bad: float = 0.15
+    max_bad_center: float = 0.10
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """A similarity from stored frame to query frame with its RANSAC support."""
+
+    affine: np.ndarray  # 2x3 float64, stored frame -> query frame
+    matches: int
+    inliers: int
+
+    @property
+    def scale(self) -> float:
+        return float(np.hypot(self.affine[0, 0], self.affine[1, 0]))
+
+
+@dataclass(frozen=True)
+class PixelCheck:
+    """Aligned-thumbnail evidence. cover_* are overlap fractions of the smaller/larger image."""
+
+    cover_small: float
+    cover_large: float
+    ncc: float
+    bad: float
+    bad_center: float
+
+    def passes(self, t: PixelThresholds) -> bool:
+        return (
+            self.cover_small >= t.min_cover_small
+            and self.cover_large >= t.min_cover_large
+            and self.ncc >= t.min_ncc
+            and self.bad <= t.max_bad
+            and self.bad_center <= t.max_bad_center
+        )
+
+
+def estimate_geometry(
+    query: Keypoints, stored: Keypoints, t: GeometryThresholds
+) -> Geometry | None:
+    """Ratio-test matches and a RANSAC similarity, or None when the support is too weak."""
+    if len(query) < 2 or len(stored) < 2:
+        return None
+    knn = _matcher.knnMatch(query.descriptors, stored.descriptors, k=2)
+    qi, si = [], []
+    for pair in knn:
+        if len(pair) == 2 and pair[0].distance < RATIO_TEST * pair[1].distance:
+            qi.append(pair[0].queryIdx)
+            si.append(pair[0].trainIdx)
+    if len(qi) < t.min_matches:
+        return None
+    src = stored.points[si]
+    dst = query.points[qi]
+    affine, mask = cv2.estimateAffinePartial2D(
+        src,
+        dst,
+        method=cv2.RANSAC,
+        ransacReprojThreshold=RANSAC_REPROJ_PX,
+        maxIters=RANSAC_MAX_ITERS,
+        confidence=RANSAC_CONFIDENCE,
+    )
+    if affine is None or mask is None:
+        return None
+    inliers = int(mask.sum())
+    geo = Geometry(affine.astype(np.float64), len(qi), inliers)
+    if inliers < t.min_inliers or inliers < t.min_inlier_ratio * len(qi):
+        return None
+    if not MIN_SCALE <= geo.scale <= MAX_SCALE:
+        return None
+    return geo
+
+
+def thumb_affine(geo_affine: np.ndarray, query: LocalFeatures, stored: LocalFeatures) -> np.ndarray:
+    """Compose frame-level stored->query affine with the frame->thumbnail scales."""
+    qsx, qsy = query.thumb_scale()
+    ssx, ssy = stored.thumb_scale()
+    a = np.vstack([geo_affine, [0.0, 0.0, 1.0]])
+    q = np.diag([qsx, qsy, 1.0])
+    s_inv = np.diag([1.0 / ssx, 1.0 / ssy, 1.0])
+    return (q @ a @ s_inv)[:2]
+
+
+def _match_histogram(src: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Map src's values so their distribution matches ref's (both 1-D float arrays)."""
+    s_sorted = np.sort(src)
+    r_sorted = np.sort(ref)
+    ranks = np.searchsorted(s_sorted, src, side="left") + np.searchsorted(
+        s_sorted, src, side="right"
+    )
+    q = ranks / (2.0 * max(1, src.size))
+    return np.interp(q, np.linspace(0.0, 1.0, r_sorted.size), r_sorted)
+
+
+def pixel_check(query_thumb: np.ndarray, stored_thumb: np.ndarray, affine: np.ndarray) -> PixelCheck:
+    """Warp the stored thumbnail onto the query's and measure agreement on the overlap."""
+    qh, qw = query_thumb.shape[:2]
+    sh, sw = stored_thumb.shape[:2]
+    q = cv2.GaussianBlur(query_thumb.astype(np.float32) / 255.0, (0, 0), _SMOOTH_SIGMA)
+    s = cv2.GaussianBlur(stored_thumb.astype(np.float32) / 255.0, (0, 0), _SMOOTH_SIGMA)
+    warped = cv2.warpAffine(s, affine, (qw, qh), flags=cv2.INTER_LINEAR, borderValue=0.0)
+    ones = np.ones((sh, sw), np.uint8)
+    valid = cv2.warpAffine(ones, affine, (qw, qh), flags=cv2.INTER_NEAREST, borderValue=0)
+    valid = cv2.erode(valid, np.ones((_VALID_ERODE, _VALID_ERODE), np.uint8)) > 0
+    n_valid = int(valid.sum())
+    det = abs(float(np.linalg.det(affine[:, :2])))
+    stored_area_in_q = max(1e-6, sw * sh * det)
+    cover_q = n_valid / float(qw * qh)
+    cover_s = min(1.0, n_valid / stored_area_in_q)
+    q_area, s_area = float(qw * qh), stored_area_in_q
+    cover_small, cover_large = (cover_q, cover_s) if q_area <= s_area else (cover_s, cover_q)
+    if n_valid < 64:
+        return PixelCheck(cover_small, cover_large, 0.0, 1.0, 1.0)
+    qv = q[valid]
+    sv = _match_histogram(warped[valid], qv)
+    qc, sc = qv - qv.mean(), sv - sv.mean()
+    denom = float(np.sqrt((qc * qc).sum() * (sc * sc).sum()))
+    ncc = float((qc * sc).sum() / denom) if denom > 1e-9 else 0.0
+    bad_v = np.abs(qv - sv) > _DIFF_LEVEL
+    bad = float(bad_v.mean())
+    ys, xs = np.nonzero(valid)
+    y0, y1, x0, x1 = ys.min(), ys.max(), xs.min(), xs.max()
+    cy0, cy1 = y0 + (y1 - y0) // 4, y1 - (y1 - y0) // 4
+    cx0, cx1 = x0 + (x1 - x0) // 4, x1 - (x1 - x0) // 4
+    central = (ys >= cy0) & (ys <= cy1) & (xs >= cx0) & (xs <= cx1)
+    bad_center = float(bad_v[central].mean()) if central.any() else 1.0
+    return PixelCheck(cover_small, cover_large, ncc, bad, bad_center)
