@@ -53,6 +53,7 @@ class Settings:
     metrics_port_replay: int = 19104
     # Faust
     faust_app_id: str = "picnix"
+    faust_web_port: int = 16066
     faust_store: str = "memory://"
     engine_method: str = "default"
     extract_threads: int = 2

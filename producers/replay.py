@@ -137,6 +137,11 @@ async def replay(
 
 
 def _draw(out: TextIO, done: int, total: int, width: int = 30) -> None:
+    """Redraw in place on a terminal; in a log, one line per tenth of the way."""
     filled = width * done // max(total, 1)
-    out.write(f"\rreplay [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    out.flush()
+    bar = f"replay [{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+    if out.isatty():
+        out.write("\r" + bar)
+        out.flush()
+    elif done == total or done % max(total // 10, 1) == 0:
+        print(bar, file=out)

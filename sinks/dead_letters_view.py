@@ -14,7 +14,7 @@ async def read_dead_letters_async(settings: Settings) -> list[DeadLetterEvent]:
     consumer = manual_consumer(settings, group_id=None)
     await consumer.start()
     try:
-        partitions = await topic_partitions(consumer, settings.topic_uploads_dlq)
+        partitions = await topic_partitions(settings, settings.topic_uploads_dlq)
         consumer.assign(partitions)
         end = await consumer.end_offsets(partitions)
         await consumer.seek_to_beginning(*partitions)

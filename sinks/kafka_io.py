@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from infra.settings import Settings
 from schemas.events import UploadRef
@@ -33,9 +34,14 @@ def reliable_producer(settings: Settings) -> AIOKafkaProducer:
     )
 
 
-async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    await consumer.topics()  # refreshes cluster metadata
-    ids = consumer.partitions_for_topic(topic)
+async def topic_partitions(settings: Settings, topic: str) -> list[TopicPartition]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    ids = [p["partition"] for d in described if d["error_code"] == 0 for p in d["partitions"]]
     if not ids:
         raise RuntimeError(f"topic {topic!r} does not exist: run `picnix stack up`")
     return [TopicPartition(topic, p) for p in sorted(ids)]

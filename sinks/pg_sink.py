@@ -74,7 +74,7 @@ class PostgresSink:
         await consumer.start()
         await producer.start()
         try:
-            partitions = await topic_partitions(consumer, self._settings.topic_decisions)
+            partitions = await topic_partitions(self._settings, self._settings.topic_decisions)
             consumer.assign(partitions)
             await self._seek_to_stored(consumer, partitions)
             while not stop.is_set():

@@ -36,18 +36,23 @@ RECORD_HEADROOM_BYTES = 1024 * 1024
 
 
 def create_app(settings: Settings) -> faust.App:
+    datadir = settings.data_dir / "faust" / settings.faust_app_id
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.faust_app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store=settings.faust_store,
-        datadir=str(settings.data_dir / "faust" / settings.faust_app_id),
+        datadir=str(datadir),
         processing_guarantee="at_least_once",
         topic_partitions=1,
         topic_replication_factor=1,
         producer_max_request_size=settings.max_image_bytes + RECORD_HEADROOM_BYTES,
         consumer_max_fetch_size=settings.max_image_bytes + RECORD_HEADROOM_BYTES,
         producer_acks=-1,
+        # Faust's web server only serves its own stats pages; bind it to loopback on our port.
         web_enabled=False,
+        web_host="127.0.0.1",
+        web_port=settings.faust_web_port,
     )
     raw: dict[str, Any] = {
         "key_type": bytes,
@@ -60,12 +65,9 @@ def create_app(settings: Settings) -> faust.App:
     decisions_topic = app.topic(settings.topic_decisions, **raw)
     dlq = app.topic(settings.topic_uploads_dlq, **raw)
 
-    decisions_table = app.Table(
-        "decisions", partitions=1, key_type=str, value_type=bytes, value_serializer="raw"
-    )
-    stored_table = app.Table(
-        "stored-images", partitions=1, key_type=str, value_type=bytes, value_serializer="raw"
-    )
+    # value_type=bytes makes Faust use the raw codec: records are our own versioned frames.
+    decisions_table = app.Table("decisions", partitions=1, key_type=str, value_type=bytes)
+    stored_table = app.Table("stored-images", partitions=1, key_type=str, value_type=bytes)
 
     extract_method = build_method(settings.engine_method)
     limits = DecodeLimits(max_bytes=settings.max_image_bytes)

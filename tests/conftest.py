@@ -1,0 +1,74 @@
+"""Session fixtures: the real local stack, with a namespace of its own per test session.
+
+Each session gets its own topics, Faust app id, database and bucket, so tests never see the
+demo's data nor a previous session's; the services themselves are started once by
+``stack_up`` (idempotent) and shared.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from infra.settings import Settings
+
+
+def _namespaced(base: Settings, tag: str) -> Settings:
+    prefix = f"picnix-test-{tag}"
+    return dataclasses.replace(
+        base,
+        topic_uploads=f"{prefix}.uploads",
+        topic_uploads_dlq=f"{prefix}.uploads.dlq",
+        topic_features=f"{prefix}.features",
+        topic_decisions=f"{prefix}.decisions",
+        topic_lifecycle=f"{prefix}.lifecycle",
+        faust_app_id=prefix,
+        pg_database=f"picnix_test_{tag}",
+        s3_bucket=prefix,
+    )
+
+
+@pytest.fixture(scope="session")
+def stack_settings() -> Iterator[Settings]:
+    """Settings of a fresh namespace on the running local stack (started if needed)."""
+    from infra.pipeline import pipeline_down
+    from infra.stack.manager import stack_up
+    from sinks.migrate import migrate
+
+    base = Settings.from_env()
+    # The pipeline components bind fixed metrics ports that Prometheus scrapes: stop any
+    # pipeline (e.g. the demo's) so the test session's components can take them.
+    pipeline_down(base)
+    settings = _namespaced(base, uuid.uuid4().hex[:8])
+    statuses = stack_up(settings)
+    unhealthy = [s for s in statuses if not s.healthy]
+    assert not unhealthy, f"stack not healthy: {unhealthy}"
+    migrate(settings.pg_dsn)
+    yield settings
+    _drop_namespace(settings)
+
+
+def _drop_namespace(settings: Settings) -> None:
+    """Delete the session's topics and database: a test run must not grow the stack forever."""
+    import asyncio
+
+    import psycopg
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    async def delete_topics() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        await admin.start()
+        try:
+            names = [t for t in await admin.list_topics() if t.startswith(settings.faust_app_id)]
+            if names:
+                await admin.delete_topics(names)
+        finally:
+            await admin.close()
+
+    asyncio.run(delete_topics())
+    base = dataclasses.replace(settings, pg_database="postgres")
+    with psycopg.connect(base.pg_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{settings.pg_database}" WITH (FORCE)')
