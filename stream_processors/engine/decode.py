@@ -413,11 +413,11 @@ def _parse_gif_header(data: bytes) -> _Header:
     return _Header(width, height)
 
 
-def _skip_gif_sub_blocks(data: bytes, pos: int) -> int:
+def _skip_gif_sub_blocks(data: bytes, pos: int, frames: int) -> int:
     n = len(data)
     while True:
         if pos >= n:
-            raise _truncated("GIF", "data ends inside a data sub-block", n)
+            raise _truncated("GIF", f"data ends inside a block after {frames} complete frame(s)", n)
         size = data[pos]
         pos += 1
         if size == 0:
@@ -426,35 +426,41 @@ def _skip_gif_sub_blocks(data: bytes, pos: int) -> int:
 
 
 def _verify_gif(data: bytes, limits: DecodeLimits) -> None:
-    """Walk the blocks up to the end of the first frame, the only one we decode.
+    """Walk every block to the trailer: OpenCV's GIF reader fails on damage in any frame.
 
-    An animated GIF is represented by its first frame (what a thumbnail shows); later frames
-    may be damaged without consequence, so they are not read.
+    An animated GIF is represented by its first frame (what a thumbnail shows), but a file cut
+    in a later frame is still a cut-off upload, and saying so beats "the decoder failed". The
+    walk visits sub-block headers only (one step per 255 bytes).
     """
     n = len(data)
     packed = data[10]
     pos = 13
     if packed & 0x80:
         pos += 3 * (2 << (packed & 0x07))
+    frames = 0
     while True:
         if pos >= n:
-            raise _truncated("GIF", "data ends before the first frame is complete", n)
+            raise _truncated(
+                "GIF", f"data ends after {frames} complete frame(s), without the trailer", n
+            )
         block = data[pos]
         if block == 0x21:  # extension: label, then sub-blocks
-            pos = _skip_gif_sub_blocks(data, pos + 2)
+            pos = _skip_gif_sub_blocks(data, pos + 2, frames)
         elif block == 0x2C:  # image descriptor
             if pos + 10 > n:
-                raise _truncated("GIF", "the first image descriptor is incomplete", n)
+                raise _truncated("GIF", f"image descriptor of frame {frames + 1} is incomplete", n)
             fw, fh, fpacked = struct.unpack_from("<HHB", data, pos + 5)
             if fw * fh > limits.max_pixels:
-                raise _bomb("GIF", fw, fh, limits, "first frame")
+                raise _bomb("GIF", fw, fh, limits, f"frame {frames + 1}")
             pos += 10
             if fpacked & 0x80:
                 pos += 3 * (2 << (fpacked & 0x07))
-            _skip_gif_sub_blocks(data, pos + 1)  # after the LZW minimum code size byte
-            return
+            pos = _skip_gif_sub_blocks(data, pos + 1, frames)  # after the LZW code size byte
+            frames += 1
         elif block == 0x3B:
-            raise _corrupt("GIF", "trailer reached before any frame: the file holds no image")
+            if frames == 0:
+                raise _corrupt("GIF", "trailer reached before any frame: the file holds no image")
+            return
         else:
             raise _corrupt("GIF", f"unknown block 0x{block:02x} at byte {pos}")
 
@@ -538,8 +544,8 @@ def _verify_bmp(data: bytes, header: _Header) -> None:
 _TIFF_TYPES = {1: (1, "B"), 3: (2, "H"), 4: (4, "I"), 16: (8, "Q")}
 
 
-def _tiff_ifd0(data: bytes) -> dict[int, int]:
-    """Read the first value of each numeric tag of IFD0 of a TIFF structure (TIFF or EXIF).
+def _tiff_ifd0(data: bytes) -> dict[int, tuple[int, ...]]:
+    """Read the numeric tags of IFD0 of a TIFF structure (a TIFF file or an EXIF block).
 
     Raises ValueError/struct.error on malformed input; callers turn that into a reason.
     """
@@ -547,27 +553,29 @@ def _tiff_ifd0(data: bytes) -> dict[int, int]:
     (magic,) = struct.unpack_from(order + "H", data, 2)
     if magic == 42:
         (ifd,) = struct.unpack_from(order + "I", data, 4)
-        count_fmt, entry_size, head, inline = "H", 12, 2, 4
+        count_fmt, offset_fmt, entry_size, head, inline = "H", "I", 12, 2, 4
     elif magic == 43:
         (ifd,) = struct.unpack_from(order + "Q", data, 8)
-        count_fmt, entry_size, head, inline = "Q", 20, 8, 8
+        count_fmt, offset_fmt, entry_size, head, inline = "Q", "Q", 20, 8, 8
     else:
         raise ValueError(f"bad TIFF magic {magic}")
     (count,) = struct.unpack_from(order + count_fmt, data, ifd)
-    tags: dict[int, int] = {}
+    tags: dict[int, tuple[int, ...]] = {}
     for i in range(min(count, 1024)):
         entry = ifd + head + i * entry_size
         tag, ftype = struct.unpack_from(order + "HH", data, entry)
         if ftype not in _TIFF_TYPES:
             continue
         size, code = _TIFF_TYPES[ftype]
-        value_at = entry + 4 + (head if magic == 43 else 4)
-        (nvalues,) = struct.unpack_from(order + count_fmt.replace("H", "I"), data, entry + 4)
+        (nvalues,) = struct.unpack_from(order + offset_fmt, data, entry + 4)
+        value_at = entry + 4 + inline
         if nvalues == 0:
             continue
         if size * nvalues > inline:
-            (value_at,) = struct.unpack_from(order + ("I" if magic == 42 else "Q"), data, value_at)
-        (tags[tag],) = struct.unpack_from(order + code, data, value_at)
+            (value_at,) = struct.unpack_from(order + offset_fmt, data, value_at)
+        if size * nvalues > len(data):
+            raise ValueError(f"tag {tag} declares {nvalues} values")
+        tags[tag] = struct.unpack_from(f"{order}{nvalues}{code}", data, value_at)
     return tags
 
 
@@ -579,29 +587,35 @@ def _exif_orientation(exif: bytes) -> int:
     if exif.startswith(b"Exif\x00\x00"):
         exif = exif[6:]
     try:
-        value = _tiff_ifd0(exif).get(0x0112, 1)
+        value = _tiff_ifd0(exif).get(0x0112, (1,))[0]
     except (KeyError, ValueError, struct.error):
         return 1
     return value if 1 <= value <= 8 else 1
 
 
 def _parse_tiff_header(data: bytes) -> _Header:
+    n = len(data)
     try:
         tags = _tiff_ifd0(data)
     except struct.error as exc:
-        raise _truncated(
-            "TIFF", f"the first image directory is incomplete ({exc})", len(data)
-        ) from exc
+        raise _truncated("TIFF", f"the first image directory is incomplete ({exc})", n) from exc
     except (KeyError, ValueError) as exc:
         raise _corrupt("TIFF", f"unreadable first image directory ({exc})") from exc
     if 256 not in tags or 257 not in tags:
         raise _corrupt("TIFF", "first image directory has no ImageWidth/ImageLength")
-    orientation = tags.get(274, 1)
+    # Strips or tiles of the first image must lie inside the file: a cut-off download otherwise
+    # surfaces only as an opaque libtiff read error.
+    offsets, counts = tags.get(273, tags.get(324, ())), tags.get(279, tags.get(325, ()))
+    if offsets and len(offsets) == len(counts):
+        end = max(o + c for o, c in zip(offsets, counts, strict=True))
+        if end > n:
+            raise _truncated("TIFF", f"image data of the first page extends to byte {end}", n)
+    orientation = tags.get(274, (1,))[0]
     return _Header(
-        width=tags[256],
-        height=tags[257],
+        width=tags[256][0],
+        height=tags[257][0],
         orientation=orientation if 1 <= orientation <= 8 else 1,
-        cmyk=tags.get(262) == 5,
+        cmyk=tags.get(262, (0,))[0] == 5,
     )
 
 

@@ -329,6 +329,25 @@ def test_truncated_gif() -> None:
     assert "GIF" in err.detail
 
 
+def test_gif_cut_in_its_second_frame_is_truncated() -> None:
+    """OpenCV's GIF reader fails on a damaged later frame, so the cut is reported as such."""
+    animation = cv2.Animation()
+    animation.frames = [artwork(), artwork()[::-1].copy()]
+    animation.durations = [100, 100]
+    data = cv2.imencodeanimation(".gif", animation)[1].tobytes()
+    second = data.rindex(b"\x2c\x00\x00\x00\x00")
+    err = reject(data[: second + 40])
+    assert err.reason is RejectReason.TRUNCATED
+    assert "1 complete frame(s)" in err.detail
+
+
+def test_truncated_tiff() -> None:
+    data = encode(artwork(), ".tiff")
+    for cut in (len(data) // 2, len(data) - 1):
+        err = reject(data[:cut])
+        assert err.reason is RejectReason.TRUNCATED and "TIFF" in err.detail
+
+
 def test_16_bit_png_is_scaled_not_truncated() -> None:
     img16 = (artwork().astype(np.uint16) * 257 + 100).astype(np.uint16)  # low byte is not 0
     data = encode(img16, ".png")
