@@ -34,7 +34,8 @@ def _cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
         print("stack stopped and data wiped (caches kept)")
         return 0
     for st in statuses:
-        print(f"{st.name:<12} {'healthy' if st.healthy else 'DOWN':<8} {st.endpoint:<40} {st.detail}")
+        health = "healthy" if st.healthy else "DOWN"
+        print(f"{st.name:<12} {health:<8} {st.endpoint:<40} {st.detail}")
     return 0 if all(st.healthy for st in statuses) else 1
 
 
@@ -91,7 +92,8 @@ def _cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
     events = read_dead_letters(settings)
     for e in events:
         where = f"{e.source.topic}/{e.source.partition}@{e.source.offset}"
-        print(f"{e.failed_at}  {where:<26} {e.stage:<8} {e.reason:<22} {e.upload_id or '-'}  {e.detail}")
+        upload = e.upload_id or "-"
+        print(f"{e.failed_at}  {where:<26} {e.stage:<8} {e.reason:<22} {upload}  {e.detail}")
     print(f"{len(events)} dead letters")
     return 0
 
@@ -210,7 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     return int(args.func(args, get_settings()))

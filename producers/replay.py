@@ -20,7 +20,7 @@ from typing import TextIO
 
 from infra.settings import Settings
 from producers import metrics
-from producers.publisher import UploadPublisher, UploadRefused, build_upload
+from producers.publisher import PublishedUpload, UploadPublisher, UploadRefused, build_upload
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 UPLOAD_ID_NAMESPACE = uuid.UUID("6f1c2d4e-9a55-4e8b-8a57-0d1f3c0b7a11")
@@ -103,7 +103,7 @@ async def replay(
 ) -> ReplaySummary:
     summary = ReplaySummary()
     started = time.perf_counter()
-    pending: set[asyncio.Task[object]] = set()
+    pending: set[asyncio.Task[PublishedUpload]] = set()
     async with UploadPublisher(settings) as publisher:
         for index, item in enumerate(items, 1):
             data = item.path.read_bytes()
@@ -127,8 +127,7 @@ async def replay(
                     task.result()  # a failed send stops the replay with its error
             if progress:
                 _draw(progress, index, len(items))
-        for task in asyncio.as_completed(pending):
-            await task
+        await asyncio.gather(*pending)
     summary.published = len(summary.upload_ids)
     summary.seconds = time.perf_counter() - started
     if progress:

@@ -98,7 +98,7 @@ def _check(where: str, expected: Any, value: Any) -> Any:
             if f.name not in value:
                 raise SchemaError("missing-field", f"{where}.{f.name} is required")
             kwargs[f.name] = _check(f"{where}.{f.name}", hints[f.name], value[f.name])
-        return expected(**kwargs)
+        return expected(**kwargs)  # type: ignore[operator]
     if expected is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)

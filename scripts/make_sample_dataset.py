@@ -46,9 +46,10 @@ def _gamma(img: np.ndarray, gamma: float = 0.8) -> np.ndarray:
     return cv2.LUT(img, lut)
 
 
-JPEG_Q50 = (".jpg", [cv2.IMWRITE_JPEG_QUALITY, 50])
-JPEG_Q90 = (".jpg", [cv2.IMWRITE_JPEG_QUALITY, 90])
-PNG = (".png", [])
+Encoding = tuple[str, list[int]]
+JPEG_Q50: Encoding = (".jpg", [cv2.IMWRITE_JPEG_QUALITY, 50])
+JPEG_Q90: Encoding = (".jpg", [cv2.IMWRITE_JPEG_QUALITY, 90])
+PNG: Encoding = (".png", [])
 VARIANTS = (
     Variant("copy", lambda im: im, PNG, by_copyist=True),
     Variant("jpeg_q50", lambda im: im, JPEG_Q50, by_copyist=False),

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from minio.error import S3Error
 from urllib3.exceptions import HTTPError
 
@@ -106,14 +106,14 @@ class BlobSink:
 
     async def _store_one(
         self, value: bytes | None, tp: TopicPartition, offset: int, reader: UploadReader,
-        producer: object,
+        producer: AIOKafkaProducer,
     ) -> None:
         ref = UploadRef(tp.topic, tp.partition, offset)
         try:
             decision = DecisionEvent.from_record(value)
         except SchemaError as exc:
             await send_dead_letter(
-                producer, self._settings, SINK, exc.code, exc.detail, ref, value  # type: ignore[arg-type]
+                producer, self._settings, SINK, exc.code, exc.detail, ref, value
             )
             return
         if DecisionKind(decision.kind) is DecisionKind.DUPLICATE_REFERENCE:

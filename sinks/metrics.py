@@ -19,4 +19,6 @@ BATCH_SECONDS = Histogram(
 BYTES_STORED = Counter(
     "picnix_blob_bytes_stored_total", "Bytes written to the object store (distinct images)"
 )
-LAG = Gauge("picnix_sink_lag_records", "Records between the sink's position and the log end", ["sink"])
+LAG = Gauge(
+    "picnix_sink_lag_records", "Records between the sink's position and the log end", ["sink"]
+)

@@ -34,7 +34,7 @@ def migrate(dsn: str) -> list[str]:
                     continue
                 sql = (folder / name).read_text()
                 with conn.transaction():
-                    conn.execute(sql)  # type: ignore[arg-type]
+                    conn.execute(sql.encode())
                     conn.execute("INSERT INTO schema_migrations (name) VALUES (%s)", (name,))
                 log.info("applied migration %s", name)
                 applied_now.append(name)

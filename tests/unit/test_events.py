@@ -1,0 +1,82 @@
+"""Event schemas: round trips, and every malformed input rejected with a precise reason."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+
+from schemas.envelope import MAGIC, SchemaError, pack, unpack
+from schemas.events import DecisionEvent, FeatureEvent, UploadEvent, UploadRef
+
+
+def _upload(**overrides: object) -> UploadEvent:
+    fields: dict[str, object] = {
+        "upload_id": "u-1", "author": "alice", "title": "cat", "uploaded_at": "2026-01-01",
+        "image": b"\xff\xd8\xff\xe0 pretend jpeg",
+    }
+    fields.update(overrides)
+    return UploadEvent(**fields)  # type: ignore[arg-type]
+
+
+def test_upload_round_trip_keeps_bytes_inline_without_base64() -> None:
+    event = _upload()
+    record = event.to_record()
+    assert record.startswith(MAGIC)
+    assert record.endswith(event.image)  # raw payload after the header
+    assert UploadEvent.from_record(record) == event
+
+
+def test_nested_value_objects_round_trip() -> None:
+    ref = UploadRef("picnix.uploads", 3, 42)
+    feature = FeatureEvent(
+        upload_id="u", author="a", title="t", description="", uploaded_at="now", sha256="0" * 64,
+        byte_size=10, width=2, height=3, image_format="png", method="default", upload_ref=ref,
+        extract_seconds=0.01, signature=b"\x00\x01",
+    )
+    back = FeatureEvent.from_record(feature.to_record())
+    assert back == feature
+    assert back.upload_ref == ref
+
+
+def _header_record(header: dict[str, object], payload: bytes = b"") -> bytes:
+    raw = json.dumps(header).encode()
+    return struct.pack(">3sBI", MAGIC, 1, len(raw)) + raw + payload
+
+
+@pytest.mark.parametrize(
+    ("record", "code"),
+    [
+        (b"", "empty-record"),
+        (b"not an event at all", "malformed"),
+        (struct.pack(">3sBI", MAGIC, 1, 5) + b"{nope", "malformed-json"),
+        (struct.pack(">3sBI", MAGIC, 9, 2) + b"{}", "unknown-frame-format"),
+        (_header_record({"schema": "picnix.Other", "version": 1}), "wrong-schema"),
+        (_header_record({"schema": "picnix.UploadEvent", "version": 99}), "unknown-version"),
+        (_header_record({"schema": "picnix.UploadEvent", "version": 1, "author": "a"}),
+         "missing-field"),
+        (_header_record({"schema": "picnix.UploadEvent", "version": 1, "upload_id": 7,
+                         "author": "a", "title": "t", "uploaded_at": "x"}), "wrong-type"),
+        (_header_record({"schema": "picnix.UploadEvent", "version": 1, "upload_id": " ",
+                         "author": "a", "title": "t", "uploaded_at": "x"}), "empty-field"),
+    ],
+)
+def test_malformed_records_are_rejected_with_their_reason(record: bytes, code: str) -> None:
+    with pytest.raises(SchemaError) as info:
+        UploadEvent.from_record(record)
+    assert info.value.code == code
+    assert info.value.detail
+
+
+def test_optional_fields_accept_null_and_numbers() -> None:
+    ref = UploadRef("t", 0, 1)
+    event = DecisionEvent(
+        upload_id="u", kind="new-cluster", image_id="u", cluster_id="u", distance=None,
+        method="m", seq=0, author="a", title="t", description="", uploaded_at="now",
+        sha256="0" * 64, byte_size=1, width=1, height=1, image_format="png", upload_ref=ref,
+    )
+    assert DecisionEvent.from_record(event.to_record()).distance is None
+    frame = unpack(event.to_record())
+    frame.header["distance"] = 3
+    assert DecisionEvent.from_record(pack(frame.header)).distance == 3.0
