@@ -98,6 +98,21 @@ def _cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_post(args: argparse.Namespace, settings: Settings) -> int:
+    from producers.publisher import UploadPublisher
+
+    async def send() -> None:
+        async with UploadPublisher(settings) as publisher:
+            if args.action == "delete":
+                await publisher.delete_post(args.post_id)
+            else:
+                await publisher.update_post(args.post_id, args.title, args.description)
+
+    asyncio.run(send())
+    print(f"{args.action} of post {args.post_id} published")
+    return 0
+
+
 def _serve_metrics(port: int) -> None:
     from prometheus_client import start_http_server
 
@@ -192,6 +207,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dlq", help="the dead-letter topic")
     p.add_argument("action", choices=["list"])
     p.set_defaults(func=_cmd_dlq)
+
+    p = sub.add_parser("post", help="update or delete a post (events through Kafka)")
+    post = p.add_subparsers(dest="action", required=True)
+    update = post.add_parser("update")
+    update.add_argument("post_id")
+    update.add_argument("--title", required=True)
+    update.add_argument("--description", default="")
+    delete = post.add_parser("delete")
+    delete.add_argument("post_id")
+    p.set_defaults(func=_cmd_post)
 
     p = sub.add_parser("worker", help="run the Faust worker (extract + decide)")
     p.add_argument("--loglevel", default="info")

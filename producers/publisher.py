@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaProducer
 from infra.settings import Settings
 from producers import metrics
 from schemas.envelope import SchemaError
-from schemas.events import UploadEvent
+from schemas.events import PostDeleteEvent, PostUpdateEvent, UploadEvent
 
 RECORD_HEADROOM_BYTES = 1024 * 1024
 # Magic numbers of the formats the pipeline decodes; anything else is refused up front.
@@ -77,13 +77,17 @@ def build_upload(
             upload_id=upload_id,
             author=author,
             title=title,
-            uploaded_at=uploaded_at or datetime.now(UTC).isoformat(),
+            uploaded_at=uploaded_at or _now(),
             image=image,
             description=description,
             filename=filename,
         )
     except SchemaError as exc:
         raise UploadRefused(exc.code, exc.detail) from exc
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 class UploadPublisher:
@@ -116,6 +120,25 @@ class UploadPublisher:
         metrics.PUBLISHED.inc()
         metrics.PUBLISHED_BYTES.inc(len(upload.image))
         return PublishedUpload(upload.upload_id, meta.partition, meta.offset, len(upload.image))
+
+    async def update_post(self, post_id: str, title: str, description: str) -> PublishedUpload:
+        """Keyed by the post id, so the update lands behind its upload in the same partition."""
+        event = PostUpdateEvent(
+            post_id=post_id, title=title, description=description, updated_at=_now()
+        )
+        return await self._send_lifecycle(post_id, event.to_record())
+
+    async def delete_post(self, post_id: str) -> PublishedUpload:
+        event = PostDeleteEvent(post_id=post_id, deleted_at=_now())
+        return await self._send_lifecycle(post_id, event.to_record())
+
+    async def _send_lifecycle(self, post_id: str, record: bytes) -> PublishedUpload:
+        if not post_id.strip():
+            raise UploadRefused("empty-field", "post id must not be empty")
+        meta = await self._producer.send_and_wait(
+            self._settings.topic_uploads, record, key=post_id.encode()
+        )
+        return PublishedUpload(post_id, meta.partition, meta.offset, 0)
 
     async def publish_raw(self, record: bytes, key: bytes | None = None) -> PublishedUpload:
         """Publish a record as is, bypassing validation: for tests of the dead-letter path."""

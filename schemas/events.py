@@ -13,7 +13,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-from schemas.envelope import SchemaError, pack, unpack
+from schemas.envelope import Frame, SchemaError, pack, unpack
 
 _RESERVED = ("schema", "version")
 
@@ -49,7 +49,10 @@ class Event:
 
     @classmethod
     def from_record(cls, record: bytes | None) -> Self:
-        frame = unpack(record)
+        return cls.from_frame(unpack(record))
+
+    @classmethod
+    def from_frame(cls, frame: Frame) -> Self:
         schema = frame.header.get("schema")
         if schema != cls.SCHEMA:
             raise SchemaError("wrong-schema", f"expected {cls.SCHEMA!r}, got {schema!r}")
@@ -231,3 +234,79 @@ class StoredImageRecord(Event):
     distance: float | None
     method: str
     signature: bytes
+
+
+@dataclass(frozen=True)
+class PostUpdateEvent(Event):
+    """A platform edits a post's text. Keyed by post id, so it follows its upload in order."""
+
+    SCHEMA: ClassVar[str] = "picnix.PostUpdateEvent"
+    VERSION: ClassVar[int] = 1
+
+    post_id: str
+    title: str
+    description: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class PostDeleteEvent(Event):
+    """A platform deletes a post. Keyed by post id, so it follows its upload in order."""
+
+    SCHEMA: ClassVar[str] = "picnix.PostDeleteEvent"
+    VERSION: ClassVar[int] = 1
+
+    post_id: str
+    deleted_at: str
+
+
+@dataclass(frozen=True)
+class PostUpdatedEvent(Event):
+    """``decide`` accepted an update of a live post; the Postgres sink applies it."""
+
+    SCHEMA: ClassVar[str] = "picnix.PostUpdatedEvent"
+    VERSION: ClassVar[int] = 1
+
+    post_id: str
+    title: str
+    description: str
+    updated_at: str
+    seq: int
+
+
+@dataclass(frozen=True)
+class PostDeletedEvent(Event):
+    """``decide`` removed a post; ``orphaned`` says its image lost its last post and is gone too.
+
+    An orphaned image has left the engine's index and its cluster; the sinks delete its row and
+    its object.
+    """
+
+    SCHEMA: ClassVar[str] = "picnix.PostDeletedEvent"
+    VERSION: ClassVar[int] = 1
+
+    post_id: str
+    image_id: str
+    cluster_id: str
+    sha256: str
+    orphaned: bool
+    deleted_at: str
+    seq: int
+
+
+UPLOAD_TOPIC_EVENTS: tuple[type[Event], ...] = (UploadEvent, PostUpdateEvent, PostDeleteEvent)
+FEATURE_TOPIC_EVENTS: tuple[type[Event], ...] = (FeatureEvent, PostUpdateEvent, PostDeleteEvent)
+DECISION_TOPIC_EVENTS: tuple[type[Event], ...] = (
+    DecisionEvent, PostUpdatedEvent, PostDeletedEvent,
+)
+
+
+def parse_event(record: bytes | None, allowed: tuple[type[Event], ...]) -> Event:
+    """Parse a record of a topic that carries several event types, chosen by schema name."""
+    frame = unpack(record)
+    schema = frame.header.get("schema")
+    for cls in allowed:
+        if cls.SCHEMA == schema:
+            return cls.from_frame(frame)
+    names = ", ".join(c.SCHEMA for c in allowed)
+    raise SchemaError("wrong-schema", f"{schema!r} is not one of {names}")

@@ -1,7 +1,8 @@
 """The blob sink: stores the bytes of each distinct image once, under a content-addressed key.
 
 Decisions carry no image bytes; a decision that stores an image points at its upload record
-(partition and offset), which this sink reads back from the log. Offsets are committed to Kafka
+(partition and offset), which this sink reads back from the log. A deletion that orphans an
+image removes its object. Offsets are committed to Kafka
 only after every object of the batch is durable; a redelivered batch finds its keys present.
 """
 
@@ -17,7 +18,14 @@ from urllib3.exceptions import HTTPError
 
 from infra.settings import Settings
 from schemas.envelope import SchemaError
-from schemas.events import DecisionEvent, UploadEvent, UploadRef
+from schemas.events import (
+    DECISION_TOPIC_EVENTS,
+    DecisionEvent,
+    PostDeletedEvent,
+    UploadEvent,
+    UploadRef,
+    parse_event,
+)
 from sinks import metrics
 from sinks.blob_keys import blob_key
 from sinks.kafka_io import manual_consumer, reliable_producer, send_dead_letter
@@ -110,19 +118,25 @@ class BlobSink:
     ) -> None:
         ref = UploadRef(tp.topic, tp.partition, offset)
         try:
-            decision = DecisionEvent.from_record(value)
+            event = parse_event(value, DECISION_TOPIC_EVENTS)
         except SchemaError as exc:
             await send_dead_letter(
                 producer, self._settings, SINK, exc.code, exc.detail, ref, value
             )
             return
-        if DecisionKind(decision.kind) is DecisionKind.DUPLICATE_REFERENCE:
+        if isinstance(event, PostDeletedEvent) and event.orphaned:
+            await asyncio.to_thread(self._store.delete, blob_key(event.sha256))
+            metrics.DELETES.inc()
             return
-        key = blob_key(decision.sha256)
+        if not isinstance(event, DecisionEvent):
+            return
+        if DecisionKind(event.kind) is DecisionKind.DUPLICATE_REFERENCE:
+            return
+        key = blob_key(event.sha256)
         if await asyncio.to_thread(self._store.exists, key):
             return
-        upload = UploadEvent.from_record(await reader.read(decision.upload_ref))
-        content_type = CONTENT_TYPES.get(decision.image_format, "application/octet-stream")
+        upload = UploadEvent.from_record(await reader.read(event.upload_ref))
+        content_type = CONTENT_TYPES.get(event.image_format, "application/octet-stream")
         if await asyncio.to_thread(self._store.put_if_absent, key, upload.image, content_type):
             metrics.WRITES.labels(sink=SINK).inc()
             metrics.BYTES_STORED.inc(len(upload.image))

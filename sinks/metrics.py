@@ -19,6 +19,7 @@ BATCH_SECONDS = Histogram(
 BYTES_STORED = Counter(
     "picnix_blob_bytes_stored_total", "Bytes written to the object store (distinct images)"
 )
+DELETES = Counter("picnix_blob_deletes_total", "Objects deleted because no post shows them")
 LAG = Gauge(
     "picnix_sink_lag_records", "Records between the sink's position and the log end", ["sink"]
 )

@@ -45,6 +45,7 @@ class ObjectStore:
         return True
 
     def delete(self, key: str) -> None:
+        """Remove ``key``; S3 deletes are idempotent, a missing key is not an error."""
         self._client.remove_object(self._bucket, key)
 
     def list_keys(self, prefix: str = "") -> list[str]:

@@ -16,10 +16,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from infra.settings import Settings
 from schemas.envelope import SchemaError
-from schemas.events import DecisionEvent, UploadRef
+from schemas.events import DECISION_TOPIC_EVENTS, Event, UploadRef, parse_event
 from sinks import metrics
 from sinks.kafka_io import manual_consumer, reliable_producer, send_dead_letter, topic_partitions
-from sinks.pg_writer import write_decision
+from sinks.pg_writer import write_event
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +53,13 @@ class PostgresSink:
         known = {TopicPartition(t, p): o for t, p, o in rows}
         return {tp: known[tp] for tp in partitions if tp in known}
 
-    def write_batch(self, tp: TopicPartition, events: list[DecisionEvent], next_offset: int) -> int:
-        """Write the decisions and the new position atomically; returns posts newly written."""
+    def write_batch(self, tp: TopicPartition, events: list[Event], next_offset: int) -> int:
+        """Write the events and the new position atomically; returns how many changed rows."""
         conn = self._connection()
         written = 0
         with conn.transaction():
             for event in events:
-                written += write_decision(conn, event)
+                written += write_event(conn, event)
             conn.execute(
                 "INSERT INTO sink_offsets (consumer, topic, partition, next_offset)"
                 " VALUES (%s, %s, %s, %s) ON CONFLICT (consumer, topic, partition)"
@@ -80,10 +80,10 @@ class PostgresSink:
             while not stop.is_set():
                 batches = await consumer.getmany(timeout_ms=500, max_records=BATCH_MAX_RECORDS)
                 for tp, records in batches.items():
-                    events: list[DecisionEvent] = []
+                    events: list[Event] = []
                     for record in records:
                         try:
-                            events.append(DecisionEvent.from_record(record.value))
+                            events.append(parse_event(record.value, DECISION_TOPIC_EVENTS))
                         except SchemaError as exc:
                             ref = UploadRef(tp.topic, tp.partition, record.offset)
                             await send_dead_letter(

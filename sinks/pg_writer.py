@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import psycopg
 
-from schemas.events import DecisionEvent
+from schemas.events import DecisionEvent, Event, PostDeletedEvent, PostUpdatedEvent
 from sinks.blob_keys import blob_key
 from stream_processors.engine.decision import DecisionKind
 
@@ -16,11 +16,13 @@ from stream_processors.engine.decision import DecisionKind
 def write_decision(conn: psycopg.Connection, ev: DecisionEvent) -> bool:
     """Apply one decision inside the caller's transaction; True if the post was new."""
     kind = DecisionKind(ev.kind)
-    if kind is DecisionKind.NEW_CLUSTER:
+    if kind is not DecisionKind.DUPLICATE_REFERENCE:
+        # A cluster's id is its founder's image id. Ensuring the row on every join (not only on
+        # new-cluster) keeps a cluster the engine still knows after its rows were emptied.
         conn.execute(
             "INSERT INTO clusters (cluster_id, founder_image_id, created_seq) VALUES (%s, %s, %s)"
             " ON CONFLICT DO NOTHING",
-            (ev.cluster_id, ev.image_id, ev.seq),
+            (ev.cluster_id, ev.cluster_id, ev.seq),
         )
     if kind is not DecisionKind.DUPLICATE_REFERENCE:
         conn.execute(
@@ -67,3 +69,54 @@ def write_decision(conn: psycopg.Connection, ev: DecisionEvent) -> bool:
             (ev.upload_id, ev.author, ev.image_id, ev.author),
         )
     return True
+
+
+def write_update(conn: psycopg.Connection, ev: PostUpdatedEvent) -> bool:
+    """Set a post's text; writing the same text again on a re-delivery changes nothing."""
+    row = conn.execute(
+        "UPDATE posts SET title = %s, description = %s, updated_at = %s"
+        " WHERE post_id = %s AND (title, description) IS DISTINCT FROM (%s, %s)"
+        " RETURNING post_id",
+        (ev.title, ev.description, ev.updated_at, ev.post_id, ev.title, ev.description),
+    ).fetchone()
+    return row is not None
+
+
+def write_delete(conn: psycopg.Connection, ev: PostDeletedEvent) -> bool:
+    """Remove a post; if it was its image's last, the image leaves its cluster and the table."""
+    conn.execute("DELETE FROM alerts WHERE post_id = %s", (ev.post_id,))
+    conn.execute("DELETE FROM matches WHERE post_id = %s", (ev.post_id,))
+    deleted = conn.execute(
+        "DELETE FROM posts WHERE post_id = %s RETURNING image_id", (ev.post_id,)
+    ).fetchone()
+    if not deleted:
+        return False
+    conn.execute(
+        "UPDATE images SET ref_count = ref_count - 1 WHERE image_id = %s", (ev.image_id,)
+    )
+    if ev.orphaned:
+        # Matches and alerts of other posts cannot point here: they would be live references.
+        left = conn.execute(
+            "DELETE FROM cluster_members WHERE image_id = %s RETURNING cluster_id", (ev.image_id,)
+        ).fetchone()
+        conn.execute("DELETE FROM images WHERE image_id = %s", (ev.image_id,))
+        if left:
+            conn.execute(
+                "UPDATE clusters SET member_count = member_count - 1 WHERE cluster_id = %s",
+                (left[0],),
+            )
+            conn.execute(
+                "DELETE FROM clusters WHERE cluster_id = %s AND member_count = 0", (left[0],)
+            )
+    return True
+
+
+def write_event(conn: psycopg.Connection, ev: Event) -> bool:
+    """Apply any event of ``picnix.decisions``; True if it changed something."""
+    if isinstance(ev, DecisionEvent):
+        return write_decision(conn, ev)
+    if isinstance(ev, PostUpdatedEvent):
+        return write_update(conn, ev)
+    if isinstance(ev, PostDeletedEvent):
+        return write_delete(conn, ev)
+    raise TypeError(f"not an event of the decisions topic: {type(ev).__name__}")

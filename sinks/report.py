@@ -59,7 +59,7 @@ def build_report(settings: Settings) -> DedupReport:
             " (SELECT count(*) FROM posts),"
             " (SELECT count(*) FROM images),"
             " (SELECT count(*) FROM posts WHERE decision = 'duplicate-reference'),"
-            " (SELECT count(*) FROM clusters),"
+            " (SELECT count(*) FROM clusters WHERE member_count > 0),"
             " (SELECT count(*) FROM alerts),"
             " (SELECT coalesce(sum(byte_size), 0) FROM posts),"
             " (SELECT coalesce(sum(byte_size), 0) FROM images)"

@@ -18,10 +18,21 @@ import faust
 
 from infra.settings import Settings
 from schemas.envelope import SchemaError
-from schemas.events import FeatureEvent, UploadEvent, UploadRef
+from schemas.events import (
+    FEATURE_TOPIC_EVENTS,
+    UPLOAD_TOPIC_EVENTS,
+    DecisionEvent,
+    FeatureEvent,
+    PostDeletedEvent,
+    PostDeleteEvent,
+    PostUpdateEvent,
+    UploadEvent,
+    UploadRef,
+    parse_event,
+)
 from stream_processors import metrics
 from stream_processors.dead_letters import dead_letter
-from stream_processors.decider import Decider
+from stream_processors.decider import Decider, Emit, Refuse
 from stream_processors.engine.decision import DecisionKind
 from stream_processors.engine.decode import DecodeLimits
 from stream_processors.engine.method import build_method
@@ -65,9 +76,11 @@ def create_app(settings: Settings) -> faust.App:
     decisions_topic = app.topic(settings.topic_decisions, **raw)
     dlq = app.topic(settings.topic_uploads_dlq, **raw)
 
-    # value_type=bytes makes Faust use the raw codec: records are our own versioned frames.
-    decisions_table = app.Table("decisions", partitions=1, key_type=str, value_type=bytes)
+    # Co-partitioned with picnix.features (one partition). value_type=bytes selects the raw
+    # codec: values are our own versioned frames; reference counts are JSON integers.
+    posts_table = app.Table("posts", partitions=1, key_type=str, value_type=bytes)
     stored_table = app.Table("stored-images", partitions=1, key_type=str, value_type=bytes)
+    refs_table = app.Table("image-refs", partitions=1, key_type=str, value_type=int)
 
     extract_method = build_method(settings.engine_method)
     limits = DecodeLimits(max_bytes=settings.max_image_bytes)
@@ -79,49 +92,69 @@ def create_app(settings: Settings) -> faust.App:
         async for event in stream.events():
             ref = UploadRef(event.message.topic, event.message.partition, event.message.offset)
             record: bytes = event.value
-            metrics.UPLOADS.inc()
-            metrics.UPLOAD_BYTES.inc(len(record or b""))
             try:
-                upload = UploadEvent.from_record(record)
+                parsed = parse_event(record, UPLOAD_TOPIC_EVENTS)
             except SchemaError as exc:
                 await _dead_letter(dlq, STAGE_EXTRACT, exc.code, exc.detail, ref, record, None)
                 continue
+            if not isinstance(parsed, UploadEvent):
+                # Lifecycle events need no extraction; they keep their order behind the upload.
+                await features.send(key=event.key, value=record)
+                continue
+            metrics.UPLOADS.inc()
+            metrics.UPLOAD_BYTES.inc(len(parsed.image))
             result = await loop.run_in_executor(
-                executor, extract_features, upload, ref, extract_method, limits
+                executor, extract_features, parsed, ref, extract_method, limits
             )
             if isinstance(result, Rejection):
                 await _dead_letter(
-                    dlq, STAGE_EXTRACT, result.reason, result.detail, ref, record, upload.upload_id
+                    dlq, STAGE_EXTRACT, result.reason, result.detail, ref, record, parsed.upload_id
                 )
                 continue
             metrics.EXTRACT_SECONDS.observe(result.extract_seconds)
-            await features.send(key=upload.upload_id.encode(), value=result.to_record())
+            await features.send(key=parsed.upload_id.encode(), value=result.to_record())
 
-    decider = Decider(build_method(settings.engine_method), decisions_table, stored_table)
+    decider = Decider(
+        build_method(settings.engine_method), posts_table, stored_table, refs_table
+    )
 
     @app.agent(features)
     async def decide(stream: faust.StreamT) -> None:
         async for event in stream.events():
             ref = UploadRef(event.message.topic, event.message.partition, event.message.offset)
             try:
-                feature = FeatureEvent.from_record(event.value)
+                parsed = parse_event(event.value, FEATURE_TOPIC_EVENTS)
             except SchemaError as exc:
                 await _dead_letter(dlq, STAGE_DECIDE, exc.code, exc.detail, ref, event.value, None)
                 continue
+            assert isinstance(parsed, FeatureEvent | PostUpdateEvent | PostDeleteEvent)
             started = time.perf_counter()
-            outcome = decider.decide(feature, seq=event.message.offset)
+            outcome = decider.handle(parsed, seq=event.message.offset)
             metrics.DECIDE_SECONDS.observe(time.perf_counter() - started)
-            if outcome.redelivered:
-                metrics.REDELIVERED.inc()
-            else:
-                metrics.DECISIONS.labels(decision=outcome.event.kind).inc()
-                if outcome.event.kind == DecisionKind.DUPLICATE_REFERENCE:
-                    metrics.BYTES_SAVED.inc(outcome.event.byte_size)
-            await decisions_topic.send(
-                key=outcome.event.upload_id.encode(), value=outcome.event.to_record()
-            )
+            if isinstance(outcome, Refuse):
+                await _dead_letter(
+                    dlq, STAGE_DECIDE, outcome.reason, outcome.detail, ref, event.value, None
+                )
+                continue
+            _count(outcome)
+            await decisions_topic.send(key=event.key, value=outcome.event.to_record())
 
     return app
+
+
+def _count(outcome: Emit) -> None:
+    if outcome.redelivered:
+        metrics.REDELIVERED.inc()
+        return
+    event = outcome.event
+    if isinstance(event, DecisionEvent):
+        metrics.DECISIONS.labels(decision=event.kind).inc()
+        if event.kind == DecisionKind.DUPLICATE_REFERENCE:
+            metrics.BYTES_SAVED.inc(event.byte_size)
+    elif isinstance(event, PostDeletedEvent):
+        metrics.LIFECYCLE.labels(event="delete").inc()
+    else:
+        metrics.LIFECYCLE.labels(event="update").inc()
 
 
 async def _dead_letter(

@@ -1,9 +1,13 @@
 """The decide stage's logic, free of Kafka.
 
-State lives in two mappings the caller provides (Faust tables in the worker, dicts in tests):
-``decisions`` (upload id → DecisionEvent record) makes a re-delivered upload re-emit the same
-decision without touching the engine; ``stored`` (image id → StoredImageRecord) lets a restarted
-worker rebuild the in-memory engine by re-applying its records in order.
+State lives in mappings the caller provides (Faust tables in the worker, dicts in tests):
+
+- ``posts``: post id → the latest event emitted for it (its decision, or its deletion). A
+  re-delivered input re-emits that event and touches nothing else, so at-least-once delivery
+  has an exactly-once effect.
+- ``stored``: image id → :class:`StoredImageRecord`. A restarted worker rebuilds the in-memory
+  engine by re-applying these records in decision order.
+- ``refs``: image id → number of live posts showing it; at zero the image leaves the engine.
 """
 
 from __future__ import annotations
@@ -11,33 +15,56 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 
-from schemas.events import DecisionEvent, FeatureEvent, StoredImageRecord
+from schemas.events import (
+    DECISION_TOPIC_EVENTS,
+    DecisionEvent,
+    Event,
+    FeatureEvent,
+    PostDeletedEvent,
+    PostDeleteEvent,
+    PostUpdatedEvent,
+    PostUpdateEvent,
+    StoredImageRecord,
+    parse_event,
+)
 from stream_processors.engine.decision import Decision, DecisionKind
 from stream_processors.engine.method import DedupMethod
 
+REASON_UNKNOWN_POST = "unknown-post"
+REASON_METHOD_MISMATCH = "method-mismatch"
+
 
 @dataclass(frozen=True)
-class DecideOutcome:
-    """The decision to emit and whether it was already made before (a re-delivery)."""
+class Emit:
+    """An event for ``picnix.decisions``; ``redelivered`` if it was emitted before."""
 
-    event: DecisionEvent
+    event: Event
     redelivered: bool
 
 
-class MethodMismatch(ValueError):
-    """A feature event was extracted by another method than the one deciding."""
+@dataclass(frozen=True)
+class Refuse:
+    """An input decide cannot apply; it goes to the dead-letter topic with this reason."""
+
+    reason: str
+    detail: str
+
+
+DecideOutcome = Emit | Refuse
 
 
 class Decider:
     def __init__(
         self,
         method: DedupMethod,
-        decisions: MutableMapping[str, bytes],
+        posts: MutableMapping[str, bytes],
         stored: MutableMapping[str, bytes],
+        refs: MutableMapping[str, int],
     ) -> None:
         self._method = method
-        self._decisions = decisions
+        self._posts = posts
         self._stored = stored
+        self._refs = refs
         self._restored = False
 
     def restore(self) -> int:
@@ -59,16 +86,30 @@ class Decider:
         self._restored = True
         return len(records)
 
-    def decide(self, feature: FeatureEvent, seq: int) -> DecideOutcome:
+    def handle(
+        self, event: FeatureEvent | PostUpdateEvent | PostDeleteEvent, seq: int
+    ) -> DecideOutcome:
         if not self._restored:
             self.restore()
-        previous = self._decisions.get(feature.upload_id)
-        if previous is not None:
-            return DecideOutcome(DecisionEvent.from_record(previous), redelivered=True)
+        if isinstance(event, FeatureEvent):
+            return self._decide(event, seq)
+        if isinstance(event, PostUpdateEvent):
+            return self._update(event, seq)
+        return self._delete(event, seq)
+
+    def _latest(self, post_id: str) -> Event | None:
+        raw = self._posts.get(post_id)
+        return None if raw is None else parse_event(raw, DECISION_TOPIC_EVENTS)
+
+    def _decide(self, feature: FeatureEvent, seq: int) -> DecideOutcome:
+        latest = self._latest(feature.upload_id)
+        if latest is not None:
+            return Emit(latest, redelivered=True)
         if feature.method != self._method.name:
-            raise MethodMismatch(
+            return Refuse(
+                REASON_METHOD_MISMATCH,
                 f"upload {feature.upload_id} was extracted with {feature.method!r}, "
-                f"decide runs {self._method.name!r}"
+                f"decide runs {self._method.name!r}",
             )
         signature = self._method.signature_from_bytes(feature.signature)
         decision = self._method.evaluate(feature.upload_id, signature)
@@ -85,8 +126,60 @@ class Decider:
                 method=decision.method,
                 signature=feature.signature,
             ).to_record()
-        self._decisions[feature.upload_id] = event.to_record()
-        return DecideOutcome(event, redelivered=False)
+        self._refs[decision.image_id] = self._refs.get(decision.image_id, 0) + 1
+        self._posts[feature.upload_id] = event.to_record()
+        return Emit(event, redelivered=False)
+
+    def _update(self, update: PostUpdateEvent, seq: int) -> DecideOutcome:
+        latest = self._latest(update.post_id)
+        if latest is None or isinstance(latest, PostDeletedEvent):
+            state = "was deleted" if latest else "does not exist"
+            return Refuse(REASON_UNKNOWN_POST, f"update of post {update.post_id}: it {state}")
+        # Updates change no engine state: the Postgres sink applies them in log order, so a
+        # re-delivered update writes the same text again.
+        return Emit(
+            PostUpdatedEvent(
+                post_id=update.post_id, title=update.title, description=update.description,
+                updated_at=update.updated_at, seq=seq,
+            ),
+            redelivered=False,
+        )
+
+    def _delete(self, delete: PostDeleteEvent, seq: int) -> DecideOutcome:
+        latest = self._latest(delete.post_id)
+        if isinstance(latest, PostDeletedEvent):
+            return Emit(latest, redelivered=True)
+        if not isinstance(latest, DecisionEvent):
+            return Refuse(REASON_UNKNOWN_POST, f"delete of post {delete.post_id}: no such post")
+        image_id = latest.image_id
+        remaining = self._refs.get(image_id, 0) - 1
+        orphaned = remaining <= 0
+        if orphaned:
+            self._method.remove(image_id)
+            self._stored.pop(image_id, None)
+            self._refs.pop(image_id, None)
+        else:
+            self._refs[image_id] = remaining
+        event = PostDeletedEvent(
+            post_id=delete.post_id,
+            image_id=image_id,
+            cluster_id=latest.cluster_id,
+            sha256=self._image_sha256(latest),
+            orphaned=orphaned,
+            deleted_at=delete.deleted_at,
+            seq=seq,
+        )
+        self._posts[delete.post_id] = event.to_record()
+        return Emit(event, redelivered=False)
+
+    def _image_sha256(self, decision: DecisionEvent) -> str:
+        """The stored image's content hash: the post's own for a new image, else its original's."""
+        if decision.image_id == decision.upload_id:
+            return decision.sha256
+        original = self._latest(decision.image_id)
+        if isinstance(original, DecisionEvent | PostDeletedEvent):
+            return original.sha256
+        raise LookupError(f"post {decision.upload_id} references unknown image {decision.image_id}")
 
 
 def _decision_event(decision: Decision, feature: FeatureEvent, seq: int) -> DecisionEvent:

@@ -25,3 +25,6 @@ EXTRACT_SECONDS = Histogram(
 DECIDE_SECONDS = Histogram(
     "picnix_decide_seconds", "Engine evaluate + apply time per upload", buckets=DECIDE_BUCKETS
 )
+LIFECYCLE = Counter(
+    "picnix_lifecycle_total", "Post updates and deletions applied by decide", ["event"]
+)

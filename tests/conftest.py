@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -32,23 +33,34 @@ def _namespaced(base: Settings, tag: str) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def stack_settings() -> Iterator[Settings]:
-    """Settings of a fresh namespace on the running local stack (started if needed)."""
+def stack_settings() -> Settings:
+    """The local stack, started once per session (idempotent when it already runs)."""
     from infra.pipeline import pipeline_down
     from infra.stack.manager import stack_up
-    from sinks.migrate import migrate
 
     base = Settings.from_env()
     # The pipeline components bind fixed metrics ports that Prometheus scrapes: stop any
-    # pipeline (e.g. the demo's) so the test session's components can take them.
+    # pipeline (e.g. the demo's) so the tests' components can take them.
     pipeline_down(base)
-    settings = _namespaced(base, uuid.uuid4().hex[:8])
-    statuses = stack_up(settings)
+    statuses = stack_up(base)
     unhealthy = [s for s in statuses if not s.healthy]
     assert not unhealthy, f"stack not healthy: {unhealthy}"
+    return base
+
+
+@contextmanager
+def fresh_namespace(base: Settings) -> Iterator[Settings]:
+    """Topics, database and bucket of their own, provisioned on the running stack, then dropped."""
+    from infra.stack.manager import stack_up
+    from sinks.migrate import migrate
+
+    settings = _namespaced(base, uuid.uuid4().hex[:8])
+    stack_up(settings)  # provisions the namespace's topics, database and bucket
     migrate(settings.pg_dsn)
-    yield settings
-    _drop_namespace(settings)
+    try:
+        yield settings
+    finally:
+        _drop_namespace(settings)
 
 
 def _drop_namespace(settings: Settings) -> None:

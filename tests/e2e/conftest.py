@@ -7,16 +7,20 @@ import pytest
 
 from infra.settings import Settings
 from scripts.make_sample_dataset import SampleDataset, build_sample_dataset
+from tests.conftest import fresh_namespace
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def pipeline(stack_settings: Settings) -> Iterator[Settings]:
-    """The worker and both sinks running as real processes against the session's namespace."""
+    """The worker and both sinks as real processes, on a namespace of the module's own."""
     from infra.pipeline import pipeline_down, pipeline_up
 
-    pipeline_up(stack_settings)
-    yield stack_settings
-    pipeline_down(stack_settings)
+    with fresh_namespace(stack_settings) as settings:
+        pipeline_up(settings)
+        try:
+            yield settings
+        finally:
+            pipeline_down(settings)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The decide stage: idempotent on re-delivery, and restorable from its tables."""
+"""The decide stage: idempotent on re-delivery, restorable from its tables, post lifecycle."""
 
 from __future__ import annotations
 
@@ -7,8 +7,16 @@ import hashlib
 import cv2
 import numpy as np
 
-from schemas.events import FeatureEvent, UploadRef
-from stream_processors.decider import Decider
+from schemas.events import (
+    DecisionEvent,
+    FeatureEvent,
+    PostDeletedEvent,
+    PostDeleteEvent,
+    PostUpdatedEvent,
+    PostUpdateEvent,
+    UploadRef,
+)
+from stream_processors.decider import Decider, Emit, Refuse
 from stream_processors.engine.decode import decode_image
 from stream_processors.engine.method import build_method
 
@@ -22,8 +30,8 @@ def _png(seed: int, size: int = 96) -> bytes:
     return buf.tobytes()
 
 
-def _feature(method_name: str, upload_id: str, data: bytes, offset: int) -> FeatureEvent:
-    method = build_method(method_name)
+def _feature(upload_id: str, data: bytes, offset: int) -> FeatureEvent:
+    method = build_method("default")
     image = decode_image(data)
     return FeatureEvent(
         upload_id=upload_id, author="alice", title=upload_id, description="", uploaded_at="now",
@@ -34,35 +42,92 @@ def _feature(method_name: str, upload_id: str, data: bytes, offset: int) -> Feat
     )
 
 
+class Tables:
+    def __init__(self) -> None:
+        self.posts: dict[str, bytes] = {}
+        self.stored: dict[str, bytes] = {}
+        self.refs: dict[str, int] = {}
+
+    def decider(self) -> Decider:
+        return Decider(build_method("default"), self.posts, self.stored, self.refs)
+
+    def copy(self) -> Tables:
+        other = Tables()
+        other.posts, other.stored, other.refs = dict(self.posts), dict(self.stored), dict(self.refs)
+        return other
+
+    def snapshot(self) -> tuple[dict[str, bytes], dict[str, bytes], dict[str, int]]:
+        return dict(self.posts), dict(self.stored), dict(self.refs)
+
+
+def _emitted(outcome: Emit | Refuse) -> Emit:
+    assert isinstance(outcome, Emit), outcome
+    return outcome
+
+
 def test_exact_copy_references_the_first_upload_and_redelivery_changes_nothing() -> None:
-    decisions: dict[str, bytes] = {}
-    stored: dict[str, bytes] = {}
-    decider = Decider(build_method("default"), decisions, stored)
-    first = _feature("default", "u1", _png(1), 0)
-    copy = _feature("default", "u2", _png(1), 1)
-    other = _feature("default", "u3", _png(2), 2)
+    tables = Tables()
+    decider = tables.decider()
+    a = _emitted(decider.handle(_feature("u1", _png(1), 0), seq=0)).event
+    b = _emitted(decider.handle(_feature("u2", _png(1), 1), seq=1)).event
+    c = _emitted(decider.handle(_feature("u3", _png(2), 2), seq=2)).event
+    assert isinstance(a, DecisionEvent) and a.kind == "new-cluster"
+    assert isinstance(b, DecisionEvent) and b.kind == "duplicate-reference"
+    assert b.image_id == "u1"
+    assert isinstance(c, DecisionEvent) and c.image_id == "u3"
+    assert tables.refs == {"u1": 2, "u3": 1}
+    before = tables.snapshot()
 
-    a = decider.decide(first, seq=0)
-    b = decider.decide(copy, seq=1)
-    c = decider.decide(other, seq=2)
-    assert a.event.kind == "new-cluster"
-    assert b.event.kind == "duplicate-reference" and b.event.image_id == "u1"
-    assert c.event.image_id == "u3"
-    snapshot = (dict(decisions), dict(stored))
-
-    again = decider.decide(copy, seq=7)
-    assert again.redelivered and again.event == b.event
-    assert (decisions, stored) == snapshot
+    again = _emitted(decider.handle(_feature("u2", _png(1), 1), seq=7))
+    assert again.redelivered and again.event == b
+    assert tables.snapshot() == before
 
 
 def test_a_restarted_decider_rebuilds_the_same_state_from_its_tables() -> None:
-    decisions: dict[str, bytes] = {}
-    stored: dict[str, bytes] = {}
-    features = [_feature("default", f"u{i}", _png(i % 3), i) for i in range(6)]
-    live = Decider(build_method("default"), decisions, stored)
+    tables = Tables()
+    features = [_feature(f"u{i}", _png(i % 3), i) for i in range(6)]
+    live = tables.decider()
     for i, feature in enumerate(features[:4]):
-        live.decide(feature, seq=i)
+        live.handle(feature, seq=i)
 
-    restarted = Decider(build_method("default"), dict(decisions), dict(stored))
+    restarted = tables.copy().decider()
     for i, feature in enumerate(features[4:], start=4):
-        assert restarted.decide(feature, seq=i).event == live.decide(feature, seq=i).event
+        assert restarted.handle(feature, seq=i) == live.handle(feature, seq=i)
+
+
+def test_delete_keeps_a_referenced_image_and_drops_an_orphan() -> None:
+    tables = Tables()
+    decider = tables.decider()
+    decider.handle(_feature("u1", _png(1), 0), seq=0)
+    decider.handle(_feature("u2", _png(1), 1), seq=1)
+
+    first = _emitted(decider.handle(PostDeleteEvent(post_id="u1", deleted_at="t"), seq=2)).event
+    assert isinstance(first, PostDeletedEvent)
+    assert not first.orphaned and first.image_id == "u1"
+    assert tables.refs == {"u1": 1}
+
+    last = _emitted(decider.handle(PostDeleteEvent(post_id="u2", deleted_at="t"), seq=3)).event
+    assert isinstance(last, PostDeletedEvent)
+    assert last.orphaned and last.sha256 == hashlib.sha256(_png(1)).hexdigest()
+    assert tables.refs == {} and tables.stored == {}
+
+    # the image left the index: the same bytes uploaded again make a new image
+    again = _emitted(decider.handle(_feature("u9", _png(1), 4), seq=4)).event
+    assert isinstance(again, DecisionEvent) and again.image_id == "u9"
+    # a re-delivered deletion re-emits itself; a re-delivered upload of a deleted post too
+    redelivered = _emitted(decider.handle(PostDeleteEvent(post_id="u2", deleted_at="t"), seq=5))
+    assert redelivered.redelivered and redelivered.event == last
+    assert _emitted(decider.handle(_feature("u2", _png(1), 1), seq=6)).event == last
+
+
+def test_updates_apply_to_live_posts_only() -> None:
+    decider = Tables().decider()
+    decider.handle(_feature("u1", _png(1), 0), seq=0)
+    update = PostUpdateEvent(post_id="u1", title="new", description="d", updated_at="t")
+    emitted = _emitted(decider.handle(update, seq=1)).event
+    assert isinstance(emitted, PostUpdatedEvent) and emitted.title == "new"
+
+    unknown = decider.handle(PostUpdateEvent("nope", "x", "", "t"), seq=2)
+    assert isinstance(unknown, Refuse) and unknown.reason == "unknown-post"
+    decider.handle(PostDeleteEvent(post_id="u1", deleted_at="t"), seq=3)
+    assert isinstance(decider.handle(update, seq=4), Refuse)
