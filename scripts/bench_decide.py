@@ -122,10 +122,17 @@ def bench_index(
     sizes: Sequence[int],
     cluster_ratio: float,
     rng: np.random.Generator,
+    hash_radius: int | None = None,
+    join_distance: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Global-hash stage alone: 8 dihedral searches + nearest cluster center, bulk-loaded."""
+    """Global-hash stage alone: 8 dihedral searches + nearest cluster center, bulk-loaded.
+
+    Radii default to the default method's (SHORTLIST.hash_radius, CLUSTER_JOIN_DISTANCE)."""
     from stream_processors.engine.clusters import CLUSTER_JOIN_DISTANCE
     from stream_processors.engine.default_method import SHORTLIST
+
+    radius = SHORTLIST.hash_radius if hash_radius is None else hash_radius
+    join = CLUSTER_JOIN_DISTANCE if join_distance is None else join_distance
 
     points = []
     synth = synthetic_codes(stored_codes, max(sizes) - len(stored_codes), rng)
@@ -142,9 +149,9 @@ def bench_index(
         for q in queries:
             t0 = time.perf_counter()
             for variant in q:
-                hashes.search(variant, SHORTLIST.hash_radius, SHORTLIST.hash_limit)
+                hashes.search(variant, radius, SHORTLIST.hash_limit)
             t1 = time.perf_counter()
-            centers.search(q[0], CLUSTER_JOIN_DISTANCE, 1)
+            centers.search(q[0], join, 1)
             t2 = time.perf_counter()
             times.append((t2 - t0) * 1e3)
             search_us.append((t1 - t0) * 1e6 / len(q))
@@ -158,6 +165,8 @@ def bench_index(
                 "search_us_p50": round(float(np.median(search_us)), 1),
                 "index_bytes_per_code": round(hashes.nbytes() / n, 1),
                 "clusters": n_clusters,
+                "hash_radius": radius,
+                "join_distance": join,
             }
         )
     return points
@@ -283,6 +292,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--max-fill-seconds", type=float, default=150.0)
     ap.add_argument("--index-only", action="store_true", help="skip the default-method points")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--hash-radius", type=int, help="index points: override the shortlist radius")
+    ap.add_argument("--join-distance", type=int, help="index points: override the cluster radius")
     args = ap.parse_args(argv)
 
     rng = np.random.default_rng(args.seed)
@@ -305,7 +316,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     real_codes = np.stack([s.code for _, s in orig_sigs])
     index_points = bench_index(
-        real_codes, [s.hashes for s in query_sigs], sizes, cluster_ratio=0.9, rng=rng
+        real_codes,
+        [s.hashes for s in query_sigs],
+        sizes,
+        cluster_ratio=0.9,
+        rng=rng,
+        hash_radius=args.hash_radius,
+        join_distance=args.join_distance,
     )
     result: dict[str, Any] = {"index_points": index_points}
     if args.index_only:
