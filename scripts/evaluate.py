@@ -89,7 +89,9 @@ def read_manifest(path: Path, split: str = "all") -> list[Row]:
             transform = rec["transform"]
             m = re.search(r"hard_negative_of=([^;]+)", transform)
             split_group = m.group(1) if m else rec["group_id"]
-            row = Row(path.parent / rec["path"], rec["group_id"], rec["kind"], transform, split_group)
+            row = Row(
+                path.parent / rec["path"], rec["group_id"], rec["kind"], transform, split_group
+            )
             if split == "all" or split_of(split_group) == split:
                 rows.append(row)
     return rows

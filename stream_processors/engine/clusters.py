@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stream_processors.engine._brute_hamming import BruteHammingIndex as HammingIndex
+from stream_processors.engine.hamming_index import HammingIndex
 from stream_processors.engine.signatures import HASH_BITS
 
 CLUSTER_JOIN_DISTANCE = 56

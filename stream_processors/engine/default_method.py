@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from stream_processors.engine._brute_hamming import BruteHammingIndex as HammingIndex
 from stream_processors.engine.clusters import ClusterIndex
 from stream_processors.engine.decision import Decision, DecisionKind
+from stream_processors.engine.hamming_index import HammingIndex
 from stream_processors.engine.local_features import (
     FeatureStore,
     Keypoints,
@@ -126,12 +126,14 @@ def extract_signature(image: ImageLike) -> DefaultSignature:
     h, w = bgr.shape[:2]
     if max(h, w) > WORK_LONG_SIDE:
         s = WORK_LONG_SIDE / max(h, w)
-        bgr = cv2.resize(bgr, (max(1, round(w * s)), max(1, round(h * s))), cv2.INTER_AREA)
+        bgr = cv2.resize(
+            bgr, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA
+        )
     box = trim_uniform_border(bgr)
-    gray = cv2.cvtColor(bgr[box.y0 : box.y1, box.x0 : box.x1], cv2.COLOR_BGR2GRAY)
-    frame = frame_of(gray)
+    colour = frame_of(np.ascontiguousarray(bgr[box.y0 : box.y1, box.x0 : box.x1]))
+    frame = cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY)
     hashes = dihedral_hashes(frame)
-    local = LocalFeatures(detect_orb(frame), (frame.shape[1], frame.shape[0]), thumb_of(frame))
+    local = LocalFeatures(detect_orb(frame), (frame.shape[1], frame.shape[0]), thumb_of(colour))
     mirror = detect_orb(np.ascontiguousarray(frame[:, ::-1]))
     return DefaultSignature(
         sha256=bytes.fromhex(image.sha256),

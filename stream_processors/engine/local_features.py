@@ -23,7 +23,7 @@ ORB_FEATURES = 500
 ORB_FAST_THRESHOLD = 12
 DESCRIPTOR_BYTES = 32
 
-_orb = cv2.ORB_create(nfeatures=ORB_FEATURES, fastThreshold=ORB_FAST_THRESHOLD)
+_orb = cv2.ORB.create(nfeatures=ORB_FEATURES, fastThreshold=ORB_FAST_THRESHOLD)
 
 
 @dataclass(frozen=True)
@@ -57,9 +57,7 @@ class LocalFeatures:
 
 
 def empty_keypoints() -> Keypoints:
-    return Keypoints(
-        np.zeros((0, 2), np.float32), np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
-    )
+    return Keypoints(np.zeros((0, 2), np.float32), np.zeros((0, DESCRIPTOR_BYTES), np.uint8))
 
 
 def detect_orb(gray: np.ndarray) -> Keypoints:
@@ -82,7 +80,7 @@ def frame_of(gray: np.ndarray) -> np.ndarray:
 
 
 def thumb_of(frame: np.ndarray) -> np.ndarray:
-    """Grayscale thumbnail of a frame with long side THUMB_LONG_SIDE."""
+    """Thumbnail (same channels as the frame) with long side THUMB_LONG_SIDE."""
     h, w = frame.shape[:2]
     s = THUMB_LONG_SIDE / max(h, w)
     size = (max(1, round(w * s)), max(1, round(h * s)))
@@ -91,8 +89,9 @@ def thumb_of(frame: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- serialisation
 _LF_MAGIC = b"LF"
-_LF_VERSION = 1
+_LF_VERSION = 2
 _LF_HEADER = struct.Struct("<2sBHHHHH")  # magic, version, frame w, h, thumb w, h, n keypoints
+_THUMB_CHANNELS = 3
 
 
 def keypoints_to_bytes(kp: Keypoints) -> bytes:
@@ -122,8 +121,10 @@ def local_features_from_bytes(data: bytes | memoryview) -> tuple[LocalFeatures, 
     if magic != _LF_MAGIC or version != _LF_VERSION:
         raise ValueError(f"not a local-features record v{_LF_VERSION}: {magic!r} v{version}")
     off = _LF_HEADER.size
-    thumb = np.frombuffer(data, dtype=np.uint8, count=tw * th, offset=off).reshape(th, tw).copy()
-    off += tw * th
+    n_thumb = tw * th * _THUMB_CHANNELS
+    thumb = np.frombuffer(data, dtype=np.uint8, count=n_thumb, offset=off)
+    thumb = thumb.reshape(th, tw, _THUMB_CHANNELS).copy()
+    off += n_thumb
     kp, used = keypoints_from_bytes(memoryview(data)[off:], n)
     return LocalFeatures(kp, (fw, fh), thumb), off + used
 

@@ -27,7 +27,9 @@ MIN_SCALE = 0.25
 MAX_SCALE = 4.0
 _SMOOTH_SIGMA = 1.0
 _DIFF_LEVEL = 0.12  # grey difference (0..1) above which an aligned pixel disagrees
-_VALID_ERODE = 3
+_VALID_ERODE = 5
+_BIAS_SIGMA = 6.0
+_COLOUR_FIT_KEEP = 0.9
 
 _matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
 
@@ -46,8 +48,8 @@ class PixelThresholds:
     min_cover_small: float = 0.7
     min_cover_large: float = 0.35
     min_ncc: float = 0.80
-    max_bad: float = 0.15
-    max_bad_center: float = 0.10
+    max_bad: float = 0.003
+    max_bad_center: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -139,16 +141,42 @@ def _match_histogram(src: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return np.interp(q, np.linspace(0.0, 1.0, r_sorted.size), r_sorted)
 
 
-def pixel_check(query_thumb: np.ndarray, stored_thumb: np.ndarray, affine: np.ndarray) -> PixelCheck:
-    """Warp the stored thumbnail onto the query's and measure agreement on the overlap."""
+def _fit_colours(src: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Per-channel histogram matching, then a robust affine colour map (N x 3 arrays).
+
+    Histogram matching absorbs monotone tone curves (brightness, contrast, gamma); the affine
+    3x4 map absorbs hue rotation, saturation and tints, which mix channels. The refit without
+    the worst residuals keeps an overlay or a changed detail from bending the global fit.
+    """
+    matched = np.stack([_match_histogram(src[:, c], ref[:, c]) for c in range(3)], axis=1)
+    x = np.hstack([matched, np.ones((matched.shape[0], 1))])
+    keep = np.ones(x.shape[0], bool)
+    fitted = matched
+    for _ in range(2):
+        coef, *_ = np.linalg.lstsq(x[keep], ref[keep], rcond=None)
+        fitted = x @ coef
+        res = np.abs(fitted - ref).max(axis=1)
+        keep = res <= np.quantile(res, _COLOUR_FIT_KEEP)
+    return fitted
+
+
+def pixel_check(
+    query_thumb: np.ndarray, stored_thumb: np.ndarray, affine: np.ndarray
+) -> PixelCheck:
+    """Warp the stored colour thumbnail onto the query's and measure agreement on the overlap.
+
+    ``bad`` and ``bad_center`` count pixels whose colour residual exceeds _DIFF_LEVEL after a
+    3x3 opening (so diffuse noise, JPEG ringing and one-pixel misalignment lines vanish while a
+    changed detail of a few pixels survives), over the overlap and over its central box.
+    """
     qh, qw = query_thumb.shape[:2]
     sh, sw = stored_thumb.shape[:2]
     q = cv2.GaussianBlur(query_thumb.astype(np.float32) / 255.0, (0, 0), _SMOOTH_SIGMA)
     s = cv2.GaussianBlur(stored_thumb.astype(np.float32) / 255.0, (0, 0), _SMOOTH_SIGMA)
     warped = cv2.warpAffine(s, affine, (qw, qh), flags=cv2.INTER_LINEAR, borderValue=0.0)
     ones = np.ones((sh, sw), np.uint8)
-    valid = cv2.warpAffine(ones, affine, (qw, qh), flags=cv2.INTER_NEAREST, borderValue=0)
-    valid = cv2.erode(valid, np.ones((_VALID_ERODE, _VALID_ERODE), np.uint8)) > 0
+    inside = cv2.warpAffine(ones, affine, (qw, qh), flags=cv2.INTER_NEAREST, borderValue=0)
+    valid = np.asarray(cv2.erode(inside, np.ones((_VALID_ERODE, _VALID_ERODE), np.uint8))) > 0
     n_valid = int(valid.sum())
     det = abs(float(np.linalg.det(affine[:, :2])))
     stored_area_in_q = max(1e-6, sw * sh * det)
@@ -158,12 +186,21 @@ def pixel_check(query_thumb: np.ndarray, stored_thumb: np.ndarray, affine: np.nd
     cover_small, cover_large = (cover_q, cover_s) if q_area <= s_area else (cover_s, cover_q)
     if n_valid < 64:
         return PixelCheck(cover_small, cover_large, 0.0, 1.0, 1.0)
-    qv = q[valid]
-    sv = _match_histogram(warped[valid], qv)
-    qc, sc = qv - qv.mean(), sv - sv.mean()
+    qv = q[valid].reshape(-1, 3).astype(np.float64)
+    sv = _fit_colours(warped[valid].reshape(-1, 3).astype(np.float64), qv)
+    qg, sg = qv.mean(axis=1), sv.mean(axis=1)
+    qc, sc = qg - qg.mean(), sg - sg.mean()
     denom = float(np.sqrt((qc * qc).sum() * (sc * sc).sum()))
     ncc = float((qc * sc).sum() / denom) if denom > 1e-9 else 0.0
-    bad_v = np.abs(qv - sv) > _DIFF_LEVEL
+    resid = np.zeros((qh, qw, 3), np.float32)
+    resid[valid] = (qv - sv).astype(np.float32)
+    # remove smooth residual (vignette, uneven tint): what is left are local changes
+    weight = cv2.GaussianBlur(valid.astype(np.float32), (0, 0), _BIAS_SIGMA)
+    bias = cv2.GaussianBlur(resid, (0, 0), _BIAS_SIGMA) / np.maximum(weight, 1e-3)[..., None]
+    local = np.abs(resid - bias).max(axis=2)
+    bad_img = ((local > _DIFF_LEVEL) & valid).astype(np.uint8)
+    bad_img = cv2.morphologyEx(bad_img, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    bad_v = bad_img[valid] > 0
     bad = float(bad_v.mean())
     ys, xs = np.nonzero(valid)
     y0, y1, x0, x1 = ys.min(), ys.max(), xs.min(), xs.max()
