@@ -67,7 +67,7 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     items = discover(Path(args.path), args.author)
     if args.limit:
         items = items[: args.limit]
-    summary = asyncio.run(replay(settings, items))
+    summary = asyncio.run(replay(settings, items, rate=args.rate))
     print(summary.render())
     if args.wait or args.report:
         missing = wait_drained(settings, summary.upload_ids, idle_timeout=args.idle_timeout)
@@ -170,7 +170,7 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     print(f"sample dataset: {dataset.count} images in {dataset.root}")
     pipeline_up(settings)
     replay_args = argparse.Namespace(
-        path=str(dataset.root), author=None, limit=0, wait=True, report=True,
+        path=str(dataset.root), author=None, limit=0, rate=None, wait=True, report=True,
         idle_timeout=args.idle_timeout,
     )
     return _cmd_replay(replay_args, settings)
@@ -196,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.add_argument("--author", help="author of every upload (default: first sub-folder)")
     p.add_argument("--limit", type=int, default=0, help="publish at most this many")
+    p.add_argument("--rate", type=float, help="uploads per second (default: as fast as possible)")
     p.add_argument("--wait", action="store_true", help="wait until the pipeline has drained")
     p.add_argument("--report", action="store_true", help="wait, then print the dedup report")
     p.add_argument("--idle-timeout", type=float, default=120.0)

@@ -11,6 +11,7 @@ PUBLISHED_BYTES = Counter("picnix_producer_published_bytes_total", "Image bytes 
 REFUSED = Counter(
     "picnix_producer_refused_total", "Uploads refused before publishing", ["reason"]
 )
+RETRIES = Counter("picnix_producer_retries_total", "Sends retried after a Kafka error")
 PUBLISH_SECONDS = Histogram(
     "picnix_producer_publish_seconds", "Time until Kafka acknowledged an upload",
     buckets=PUBLISH_BUCKETS,

@@ -6,11 +6,14 @@ extract stage validates again (a producer is not trusted) and dead-letters what 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError, KafkaTimeoutError
+from aiokafka.structs import RecordMetadata
 
 from infra.settings import Settings
 from producers import metrics
@@ -18,6 +21,8 @@ from schemas.envelope import SchemaError
 from schemas.events import PostDeleteEvent, PostUpdateEvent, UploadEvent
 
 RECORD_HEADROOM_BYTES = 1024 * 1024
+SEND_ATTEMPTS = 6
+SEND_RETRY_SECONDS = 2.0
 # Magic numbers of the formats the pipeline decodes; anything else is refused up front.
 IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\xff\xd8\xff", "jpeg"),
@@ -86,6 +91,11 @@ def build_upload(
         raise UploadRefused(exc.code, exc.detail) from exc
 
 
+def _retriable(exc: KafkaError) -> bool:
+    """Kafka's own flag, plus a client-side timeout: the broker may just be restarting."""
+    return bool(exc.retriable) or isinstance(exc, KafkaTimeoutError)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -113,9 +123,7 @@ class UploadPublisher:
     async def publish(self, upload: UploadEvent) -> PublishedUpload:
         """Send one upload keyed by its id, so all its events share a partition."""
         started = time.perf_counter()
-        meta = await self._producer.send_and_wait(
-            self._settings.topic_uploads, upload.to_record(), key=upload.upload_id.encode()
-        )
+        meta = await self._send(upload.upload_id.encode(), upload.to_record())
         metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
         metrics.PUBLISHED.inc()
         metrics.PUBLISHED_BYTES.inc(len(upload.image))
@@ -135,12 +143,28 @@ class UploadPublisher:
     async def _send_lifecycle(self, post_id: str, record: bytes) -> PublishedUpload:
         if not post_id.strip():
             raise UploadRefused("empty-field", "post id must not be empty")
-        meta = await self._producer.send_and_wait(
-            self._settings.topic_uploads, record, key=post_id.encode()
-        )
+        meta = await self._send(post_id.encode(), record)
         return PublishedUpload(post_id, meta.partition, meta.offset, 0)
 
     async def publish_raw(self, record: bytes, key: bytes | None = None) -> PublishedUpload:
         """Publish a record as is, bypassing validation: for tests of the dead-letter path."""
-        meta = await self._producer.send_and_wait(self._settings.topic_uploads, record, key=key)
+        meta = await self._send(key, record)
         return PublishedUpload("", meta.partition, meta.offset, len(record))
+
+    async def _send(self, key: bytes | None, record: bytes) -> RecordMetadata:
+        """Send with acks=all; retry a failed send, which the pipeline's idempotence makes safe.
+
+        The producer already retries internally until its request timeout; this outer loop
+        carries an upload across a longer outage (a broker restart) instead of dropping it.
+        """
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            try:
+                return await self._producer.send_and_wait(
+                    self._settings.topic_uploads, record, key=key
+                )
+            except KafkaError as exc:
+                if attempt == SEND_ATTEMPTS or not _retriable(exc):
+                    raise
+                metrics.RETRIES.inc()
+                await asyncio.sleep(SEND_RETRY_SECONDS * attempt)
+        raise AssertionError("unreachable: the last attempt returns or raises")

@@ -99,13 +99,19 @@ def _author_from_source(source: str) -> str:
 
 
 async def replay(
-    settings: Settings, items: list[ReplayItem], progress: TextIO | None = sys.stderr
+    settings: Settings,
+    items: list[ReplayItem],
+    progress: TextIO | None = sys.stderr,
+    rate: float | None = None,
 ) -> ReplaySummary:
+    """Publish every item; ``rate`` (uploads per second) paces a replay like live traffic."""
     summary = ReplaySummary()
     started = time.perf_counter()
     pending: set[asyncio.Task[PublishedUpload]] = set()
     async with UploadPublisher(settings) as publisher:
         for index, item in enumerate(items, 1):
+            if rate:
+                await asyncio.sleep(max(0.0, started + (index - 1) / rate - time.perf_counter()))
             data = item.path.read_bytes()
             try:
                 upload = build_upload(

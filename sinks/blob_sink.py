@@ -107,6 +107,7 @@ class BlobSink:
                     await consumer.commit({tp: records[-1].offset + 1})
                     metrics.RECORDS.labels(sink=SINK).inc(len(records))
                     metrics.BATCH_SECONDS.labels(sink=SINK).observe(time.perf_counter() - started)
+                    metrics.set_lag(SINK, consumer.highwater(tp), records[-1].offset + 1)
         finally:
             await consumer.stop()
             await reader.stop()

@@ -23,3 +23,9 @@ DELETES = Counter("picnix_blob_deletes_total", "Objects deleted because no post 
 LAG = Gauge(
     "picnix_sink_lag_records", "Records between the sink's position and the log end", ["sink"]
 )
+
+
+def set_lag(sink: str, highwater: int | None, next_offset: int) -> None:
+    """Records left to the end of the log; unknown until the first fetch response."""
+    if highwater is not None:
+        LAG.labels(sink=sink).set(max(highwater - next_offset, 0))

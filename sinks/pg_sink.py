@@ -103,6 +103,7 @@ class PostgresSink:
                         break
                     metrics.BATCH_SECONDS.labels(sink=SINK).observe(time.perf_counter() - started)
                     metrics.WRITES.labels(sink=SINK).inc(written)
+                    metrics.set_lag(SINK, consumer.highwater(tp), records[-1].offset + 1)
         finally:
             await consumer.stop()
             await producer.stop()

@@ -60,6 +60,9 @@ def create_app(settings: Settings) -> faust.App:
         producer_max_request_size=settings.max_image_bytes + RECORD_HEADROOM_BYTES,
         consumer_max_fetch_size=settings.max_image_bytes + RECORD_HEADROOM_BYTES,
         producer_acks=-1,
+        # A SIGKILLed worker's partitions move to its successor after this, not Faust's 60 s.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
         # Faust's web server only serves its own stats pages; bind it to loopback on our port.
         web_enabled=False,
         web_host="127.0.0.1",
