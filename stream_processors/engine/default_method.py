@@ -78,6 +78,7 @@ class ShortlistParams:
     fast_max_aspect_change: float = 0.15
     word_limit: int = 6
     word_min_votes: int = 3
+    max_verified: int = 5
 
 
 SHORTLIST = ShortlistParams()
@@ -218,8 +219,10 @@ class DefaultMethod:
             SHORTLIST.word_limit,
             SHORTLIST.word_min_votes,
         )
-        candidates = sorted(set(hash_hits) | {wv.key for wv in words})
-        for key in candidates:
+        # strongest evidence first: nearest hashes, then most word votes; verify only a few
+        ranked = sorted(hash_hits, key=lambda k: (hash_hits[k][0], k))
+        ranked += [wv.key for wv in words if wv.key not in hash_hits]
+        for key in ranked[: SHORTLIST.max_verified]:
             if self._keypoint_check(sig, key):
                 image_id = self._id_of_key[key]
                 dist = hash_hits[key][0] if key in hash_hits else self._code_distance(sig, key)
@@ -284,10 +287,13 @@ class DefaultMethod:
         ev = self.fast_evidence(sig, key, variant)
         return ev is not None and ev.passes(FAST_PIXELS)
 
-    def keypoint_evidence(self, sig: DefaultSignature, key: int) -> list[PixelCheck]:
-        """Pixel checks for each view (as uploaded, mirrored) whose geometry verified."""
+    def keypoint_evidence(
+        self, sig: DefaultSignature, key: int, stop: PixelThresholds | None = None
+    ) -> list[PixelCheck]:
+        """Pixel checks for each view (as uploaded, then mirrored) whose geometry verified;
+        with ``stop``, the mirror is skipped once a view passes those thresholds."""
         stored = self._stored_features(key)
-        out = []
+        out: list[PixelCheck] = []
         for keypoints, mirrored in ((sig.local.keypoints, False), (sig.mirror, True)):
             geo = estimate_geometry(keypoints, stored.keypoints, GEOMETRY)
             if geo is None:
@@ -295,10 +301,12 @@ class DefaultMethod:
             thumb = np.ascontiguousarray(sig.local.thumb[:, ::-1]) if mirrored else sig.local.thumb
             affine = thumb_affine(geo.affine, sig.local, stored)
             out.append(pixel_check(thumb, stored.thumb, affine))
+            if stop is not None and out[-1].passes(stop):
+                break
         return out
 
     def _keypoint_check(self, sig: DefaultSignature, key: int) -> bool:
-        return any(ev.passes(PIXELS) for ev in self.keypoint_evidence(sig, key))
+        return any(ev.passes(PIXELS) for ev in self.keypoint_evidence(sig, key, PIXELS))
 
     # ------------------------------------------------------------------ state
     def apply(self, decision: Decision, sig: DefaultSignature) -> None:

@@ -30,6 +30,7 @@ _DIFF_LEVEL = 0.12  # grey difference (0..1) above which an aligned pixel disagr
 _VALID_ERODE = 5
 _BIAS_SIGMA = 6.0
 _COLOUR_FIT_KEEP = 0.9
+_HIST_LEVELS = 256
 
 _matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
 
@@ -131,14 +132,20 @@ def thumb_affine(geo_affine: np.ndarray, query: LocalFeatures, stored: LocalFeat
 
 
 def _match_histogram(src: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """Map src's values so their distribution matches ref's (both 1-D float arrays)."""
-    s_sorted = np.sort(src)
-    r_sorted = np.sort(ref)
-    ranks = np.searchsorted(s_sorted, src, side="left") + np.searchsorted(
-        s_sorted, src, side="right"
-    )
-    q = ranks / (2.0 * max(1, src.size))
-    return np.interp(q, np.linspace(0.0, 1.0, r_sorted.size), r_sorted)
+    """Map src's values so their distribution matches ref's (1-D arrays in [0, 1]).
+
+    Works on 256 levels through cumulative histograms, so it costs O(n) instead of a sort.
+    """
+    levels = _HIST_LEVELS - 1
+    si = np.clip(np.rint(src * levels), 0, levels).astype(np.int64)
+    ri = np.clip(np.rint(ref * levels), 0, levels).astype(np.int64)
+    s_pdf = np.bincount(si, minlength=_HIST_LEVELS) / max(1, si.size)
+    # mid-rank of each level (a flat region maps to the middle of its share of ref values)
+    s_mid = np.cumsum(s_pdf) - s_pdf / 2
+    r_sorted = np.repeat(np.arange(_HIST_LEVELS), np.bincount(ri, minlength=_HIST_LEVELS))
+    pos = np.clip(s_mid * r_sorted.size, 0, r_sorted.size - 1)
+    lut = np.interp(pos, np.arange(r_sorted.size), r_sorted) / levels
+    return lut[si]
 
 
 def _fit_colours(src: np.ndarray, ref: np.ndarray) -> np.ndarray:

@@ -80,18 +80,20 @@ class VisualWordIndex:
         if descriptors.shape[0] == 0 or not self._lists:
             return []
         words = words_of(descriptors)
-        qidx: list[np.ndarray] = []
         keys: list[np.ndarray] = []
+        owners: list[int] = []
         for i, row in enumerate(words.tolist()):
             for w in row:
                 arr = self._postings(w)
                 if arr is not None:
                     keys.append(arr)
-                    qidx.append(np.full(arr.shape, i, np.int64))
+                    owners.append(i)
         if not keys:
             return []
-        k = np.concatenate(keys)
-        pairs = np.unique(np.concatenate(qidx) * (1 << 40) + k)
+        lengths = np.fromiter((a.size for a in keys), np.int64, len(keys))
+        qidx = np.repeat(np.asarray(owners, np.int64), lengths)
+        # each query keypoint votes at most once per image (its words in several tables agree)
+        pairs = np.unique(qidx * (1 << 40) + np.concatenate(keys))
         img, votes = np.unique(pairs % (1 << 40), return_counts=True)
         order = np.lexsort((img, -votes))
         out = []
