@@ -63,6 +63,17 @@ class Run:
     settings: Settings
     summary: ReplaySummary
     state: Snapshot
+    at_fault: dict[str, int]
+
+    def counts(self) -> dict[str, int]:
+        return {table: len(rows) for table, rows in self.state.items()}
+
+
+def _counts(settings: Settings) -> dict[str, int]:
+    tables = ("posts", "images", "clusters", "matches", "alerts")
+    counts = {t: int(query(settings, f"SELECT count(*) FROM {t}")[0][0]) for t in tables}
+    counts["objects"] = len(ObjectStore(settings).list_keys())
+    return counts
 
 
 def _run(
@@ -80,12 +91,14 @@ def _run(
                 )
             )
             publisher.start()
+            at_fault: dict[str, int] = {}
             if fault is not None:
                 wait_for(
                     f"{FAULT_AFTER_POSTS} posts before the fault",
                     lambda: query(settings, "SELECT count(*) FROM posts")[0][0]
                     >= FAULT_AFTER_POSTS,
                 )
+                at_fault = _counts(settings)
                 fault(settings)
             publisher.join(timeout=300)
             assert result, "the replay did not finish"
@@ -98,7 +111,7 @@ def _run(
                 lambda: len(ObjectStore(settings).list_keys())
                 == query(settings, "SELECT count(*) FROM images")[0][0],
             )
-            return Run(settings, summary, snapshot(settings))
+            return Run(settings, summary, snapshot(settings), at_fault)
         finally:
             pipeline_down(settings)
 
@@ -143,6 +156,9 @@ def test_fault_mid_replay_ends_in_the_clean_state(
     fault_name: str, stack_settings: Settings, sample_dataset: SampleDataset, clean_run: Run
 ) -> None:
     run = _run(stack_settings, sample_dataset, FAULTS[fault_name])
+    # shown with `pytest -rP`: what the fault interrupted and what the run ended with
+    print(f"{fault_name}: uploads {len(run.summary.upload_ids)}; at the fault {run.at_fault};"
+          f" final {run.counts()}; clean run {clean_run.counts()}")
     posts = {row[0] for row in run.state["posts"]}
     assert posts == set(run.summary.upload_ids), "an upload was lost"
     assert len(run.state["posts"]) == len(run.summary.upload_ids), "a post was doubled"
