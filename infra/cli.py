@@ -67,6 +67,7 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     items = discover(Path(args.path), args.author)
     if args.limit:
         items = items[: args.limit]
+    _serve_metrics(settings.metrics_port_replay, required=False)
     summary = asyncio.run(replay(settings, items, rate=args.rate))
     print(summary.render())
     if args.wait or args.report:
@@ -113,10 +114,16 @@ def _cmd_post(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _serve_metrics(port: int) -> None:
+def _serve_metrics(port: int, required: bool = True) -> None:
+    """Expose this process's metrics; a replay may run beside another and then goes without."""
     from prometheus_client import start_http_server
 
-    start_http_server(port, addr="127.0.0.1")
+    try:
+        start_http_server(port, addr="127.0.0.1")
+    except OSError as exc:
+        if required:
+            raise
+        log.warning("metrics port %d unavailable (%s): this run is not scraped", port, exc)
 
 
 def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
