@@ -186,11 +186,15 @@ class Kafka(Service):
     def start(self) -> None:
         if self.is_running():
             return
-        if tcp_open(self.host, self.port):
-            raise StackError(
-                f"kafka: port {self.endpoint()} is taken by a process that is not ours; stop it "
-                "or point PICNIX_KAFKA_BOOTSTRAP elsewhere"
-            )
+        for port, variable in (
+            (self.port, "PICNIX_KAFKA_BOOTSTRAP"),
+            (self.settings.kafka_controller_port, "PICNIX_KAFKA_CONTROLLER_PORT"),
+        ):
+            if tcp_open(self.host, port):
+                raise StackError(
+                    f"kafka: port {self.host}:{port} is taken by a process that is not ours; "
+                    f"stop it or set {variable} to a free port"
+                )
         self._write_config()
         self._format_storage()
         start_detached(

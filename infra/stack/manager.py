@@ -8,9 +8,11 @@ stack runs only probes and returns.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from infra.settings import Settings
@@ -37,6 +39,22 @@ def services(settings: Settings) -> list[Service]:
 def _ensure_dirs(settings: Settings) -> None:
     for path in (settings.cache_dir, settings.data_dir, settings.run_dir):
         path.mkdir(parents=True, exist_ok=True)
+
+
+@contextlib.contextmanager
+def _stack_lock(settings: Settings) -> Iterator[None]:
+    """Serialize up/down/reset across processes (CLI, test sessions, demo on one machine).
+
+    Two concurrent cold ``stack_up`` calls would otherwise run two Maven fetches and two MinIO
+    builds into the same cache; with the lock the second waits and then finds everything up.
+    """
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    with (settings.run_dir / "stack.lock").open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _bring_up(service: Service) -> str:
@@ -83,13 +101,14 @@ def stack_up(settings: Settings) -> list[ServiceStatus]:
     and the MinIO bucket. Idempotent and quick when everything already runs.
     """
     _ensure_dirs(settings)
-    stack = services(settings)
-    wanted: dict[str, str] = {}
-    for svc in stack:
-        wanted.update(svc.apt_packages())
-    if wanted:
-        ensure_apt_packages(settings, wanted)
-    _run_all(stack, _bring_up, "up")
+    with _stack_lock(settings):
+        stack = services(settings)
+        wanted: dict[str, str] = {}
+        for svc in stack:
+            wanted.update(svc.apt_packages())
+        if wanted:
+            ensure_apt_packages(settings, wanted)
+        _run_all(stack, _bring_up, "up")
     return stack_status(settings)
 
 
@@ -102,14 +121,14 @@ def stack_status(settings: Settings) -> list[ServiceStatus]:
 
 def stack_down(settings: Settings) -> None:
     """Stop every service we started, keeping data (and caches)."""
-    stack = list(reversed(services(settings)))
     failures: list[str] = []
-    for svc in stack:
-        try:
-            if svc.stop():
-                log.info("stopped %s", svc.name)
-        except StackError as exc:
-            failures.append(f"[{svc.name}] {exc}")
+    with _stack_lock(settings):
+        for svc in reversed(services(settings)):
+            try:
+                if svc.stop():
+                    log.info("stopped %s", svc.name)
+            except StackError as exc:
+                failures.append(f"[{svc.name}] {exc}")
     if failures:
         raise StackError("stack down failed:\n" + "\n\n".join(failures))
 
@@ -117,6 +136,9 @@ def stack_down(settings: Settings) -> None:
 def stack_reset(settings: Settings) -> None:
     """Stop everything and wipe the data directories; caches (Kafka jars, MinIO) stay."""
     stack_down(settings)
-    for svc in services(settings):
-        svc.wipe()
-        log.info("wiped data of %s", svc.name)
+    with _stack_lock(settings):
+        for svc in services(settings):
+            if svc.is_running():
+                raise StackError(f"{svc.name} was started again during reset; not wiping its data")
+            svc.wipe()
+            log.info("wiped data of %s", svc.name)
