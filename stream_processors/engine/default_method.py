@@ -5,7 +5,7 @@ Decision cascade for one upload (cheapest conclusive evidence first):
 1. Exact SHA-256 of the raw bytes already stored -> duplicate-reference, nothing else computed.
 2. Shortlist: the nearest stored hashes over the 8 dihedral variants (HammingIndex, radius
    SHORTLIST.hash_radius) plus the images with most visual-word votes (inverted index).
-3. A hash candidate within SHORTLIST.fast_hash_distance is checked by aligning the thumbnails
+3. Each hash candidate is first checked by aligning the thumbnails
    through the hash's dihedral op directly (no keypoint matching): re-encodes, resizes, blur,
    noise and photometric edits end here.
 4. Other candidates, earliest stored first, are verified by ORB ratio-test matches, a RANSAC
@@ -43,7 +43,9 @@ from stream_processors.engine.signatures import (
     HASH_BITS,
     HASH_BYTES,
     N_DIHEDRAL,
+    COARSE_BITS,
     apply_dihedral,
+    coarse_hashes,
     dihedral_hashes,
     trim_uniform_border,
 )
@@ -58,7 +60,8 @@ from stream_processors.engine.verify import (
 from stream_processors.engine.visual_words import VisualWordIndex
 
 METHOD_NAME = "default"
-WORK_LONG_SIDE = 1024  # decoded pixels above this are reduced before trimming
+WORK_LONG_SIDE = 1024
+COARSE_BYTES = COARSE_BITS // 8  # decoded pixels above this are reduced before trimming
 
 
 class Evidence:
@@ -74,7 +77,8 @@ class Evidence:
 class ShortlistParams:
     hash_radius: int = 48
     hash_limit: int = 3
-    fast_hash_distance: int = 40
+    coarse_radius: int = 6
+    coarse_limit: int = 3
     fast_max_aspect_change: float = 0.15
     word_limit: int = 6
     word_min_votes: int = 3
@@ -91,7 +95,8 @@ FAST_PIXELS = PixelThresholds()
 class DefaultSignature:
     """Everything the default method knows of one image.
 
-    ``hashes[k]`` is the hash of dihedral op k of the trimmed image (row 0: as uploaded);
+    ``hashes[k]`` is the hash of dihedral op k of the trimmed image (row 0: as uploaded),
+    ``coarse[k]`` its 64-bit layout hash;
     ``local`` holds the keypoints, frame size and thumbnail; ``mirror`` the keypoints of the
     mirrored frame (used for queries only, never stored).
     """
@@ -100,6 +105,7 @@ class DefaultSignature:
     width: int
     height: int
     hashes: np.ndarray
+    coarse: np.ndarray
     local: LocalFeatures
     mirror: Keypoints
 
@@ -117,7 +123,7 @@ class _StoredImage:
 
 
 _SIG_MAGIC = b"PXD"
-_SIG_VERSION = 1
+_SIG_VERSION = 2
 _SIG_HEADER = struct.Struct("<3sB32sIIH")  # magic, version, sha256, width, height, mirror count
 
 
@@ -134,6 +140,7 @@ def extract_signature(image: ImageLike) -> DefaultSignature:
     colour = frame_of(np.ascontiguousarray(bgr[box.y0 : box.y1, box.x0 : box.x1]))
     frame = cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY)
     hashes = dihedral_hashes(frame)
+    coarse = coarse_hashes(frame)
     local = LocalFeatures(detect_orb(frame), (frame.shape[1], frame.shape[0]), thumb_of(colour))
     mirror = detect_orb(np.ascontiguousarray(frame[:, ::-1]))
     return DefaultSignature(
@@ -141,6 +148,7 @@ def extract_signature(image: ImageLike) -> DefaultSignature:
         width=int(image.width),
         height=int(image.height),
         hashes=hashes,
+        coarse=coarse,
         local=local,
         mirror=mirror,
     )
@@ -154,6 +162,7 @@ def signature_to_bytes(sig: DefaultSignature) -> bytes:
         [
             header,
             sig.hashes.astype(np.uint8).tobytes(),
+            sig.coarse.astype(np.uint8).tobytes(),
             local_features_to_bytes(sig.local),
             keypoints_to_bytes(sig.mirror),
         ]
@@ -168,6 +177,9 @@ def signature_from_bytes(data: bytes) -> DefaultSignature:
     n_hash = N_DIHEDRAL * HASH_BYTES
     hashes = np.frombuffer(data, np.uint8, n_hash, off).reshape(N_DIHEDRAL, HASH_BYTES).copy()
     off += n_hash
+    n_coarse = N_DIHEDRAL * COARSE_BYTES
+    coarse = np.frombuffer(data, np.uint8, n_coarse, off).reshape(N_DIHEDRAL, COARSE_BYTES).copy()
+    off += n_coarse
     view = memoryview(data)
     local, used = local_features_from_bytes(view[off:])
     off += used
@@ -175,7 +187,7 @@ def signature_from_bytes(data: bytes) -> DefaultSignature:
     off += used
     if off != len(data):
         raise ValueError(f"trailing bytes in signature: {len(data) - off}")
-    return DefaultSignature(sha, width, height, hashes, local, mirror)
+    return DefaultSignature(sha, width, height, hashes, coarse, local, mirror)
 
 
 class DefaultMethod:
@@ -186,6 +198,7 @@ class DefaultMethod:
     def __init__(self, store: FeatureStore | None = None) -> None:
         self._store: FeatureStore = store if store is not None else MemoryFeatureStore()
         self._hashes = HammingIndex(HASH_BITS)
+        self._coarse = HammingIndex(COARSE_BITS)
         self._words = VisualWordIndex()
         self._clusters = ClusterIndex()
         self._images: dict[str, _StoredImage] = {}
@@ -210,8 +223,6 @@ class DefaultMethod:
             return self._duplicate(upload_id, exact, 0.0, Evidence.SHA256)
         hash_hits = self._hash_candidates(sig)
         for key, (dist, variant) in sorted(hash_hits.items(), key=lambda kv: (kv[1][0], kv[0])):
-            if dist > SHORTLIST.fast_hash_distance:
-                break
             if self._fast_check(sig, key, variant):
                 return self._duplicate(upload_id, self._id_of_key[key], dist, Evidence.HASH_PIXELS)
         words = self._words.query(
@@ -253,7 +264,8 @@ class DefaultMethod:
         )
 
     def _hash_candidates(self, sig: DefaultSignature) -> dict[int, tuple[int, int]]:
-        """key -> (best distance over dihedral variants, that variant), nearest few only."""
+        """key -> (best 256-bit distance over dihedral variants, that variant), for the nearest
+        few by the 256-bit hash plus the nearest few by the 64-bit layout hash."""
         best: dict[int, tuple[int, int]] = {}
         for k in range(N_DIHEDRAL):
             for key, dist in self._hashes.search(
@@ -262,7 +274,21 @@ class DefaultMethod:
                 if key not in best or dist < best[key][0]:
                     best[key] = (dist, k)
         ranked = sorted(best.items(), key=lambda kv: (kv[1][0], kv[0]))[: SHORTLIST.hash_limit]
-        return dict(ranked)
+        out = dict(ranked)
+        coarse: dict[int, tuple[int, int]] = {}
+        for k in range(N_DIHEDRAL):
+            for key, dist in self._coarse.search(
+                sig.coarse[k], SHORTLIST.coarse_radius, SHORTLIST.coarse_limit
+            ):
+                if key not in coarse or dist < coarse[key][0]:
+                    coarse[key] = (dist, k)
+        for key, (_, k) in sorted(coarse.items(), key=lambda kv: (kv[1][0], kv[0]))[
+            : SHORTLIST.coarse_limit
+        ]:
+            if key not in out:
+                code = self._images[self._id_of_key[key]].code
+                out[key] = (int(np.bitwise_count(sig.hashes[k] ^ code).sum()), k)
+        return out
 
     def _code_distance(self, sig: DefaultSignature, key: int) -> int:
         code = self._images[self._id_of_key[key]].code
@@ -319,6 +345,7 @@ class DefaultMethod:
         self._id_of_key[key] = decision.image_id
         self._by_sha.setdefault(sig.sha256, decision.image_id)
         self._hashes.add(key, sig.code)
+        self._coarse.add(key, sig.coarse[0])
         self._words.add(key, sig.local.keypoints.descriptors)
         self._store.put(key, local_features_to_bytes(sig.local))
         if decision.kind is DecisionKind.NEW_CLUSTER:
@@ -334,6 +361,7 @@ class DefaultMethod:
         self._words.remove(stored.key, lf.keypoints.descriptors)
         self._store.delete(stored.key)
         self._hashes.remove(stored.key)
+        self._coarse.remove(stored.key)
         del self._id_of_key[stored.key]
         if self._by_sha.get(stored.sha256) == image_id:
             del self._by_sha[stored.sha256]
@@ -351,6 +379,7 @@ class DefaultMethod:
         per_image = HASH_BYTES + 32 + 3 * 64  # code, sha, ids and dict overheads (estimate)
         return (
             self._hashes.nbytes()
+            + self._coarse.nbytes()
             + self._words.nbytes()
             + self._clusters.nbytes()
             + per_image * len(self._images)

@@ -156,6 +156,28 @@ def dihedral_hashes(gray: np.ndarray) -> np.ndarray:
     return np.stack([_bits(b) for b in dihedral_blocks(dct_block(gray))])
 
 
+COARSE_SIDE = 8
+COARSE_BITS = COARSE_SIDE * COARSE_SIDE
+
+
+def coarse_hashes(gray: np.ndarray) -> np.ndarray:
+    """(8, 8) uint8: a 64-bit mean-layout hash (8x8 area means above their median) per dihedral op.
+
+    Why a second hash: images with a symmetric layout have near-zero odd DCT coefficients, whose
+    bits the 256-bit hash then draws from noise (a noisy and a clean copy of a symmetric icon
+    differ in ~60 bits). The 8x8 layout has no such blind spot; it is coarse, so it only
+    shortlists and verification decides.
+    """
+    small = cv2.resize(gray, (COARSE_SIDE, COARSE_SIDE), interpolation=cv2.INTER_AREA)
+    small = small.astype(np.float32)
+    return np.stack(
+        [
+            np.packbits(apply_dihedral(small, k).reshape(-1) > np.median(small))
+            for k in range(N_DIHEDRAL)
+        ]
+    )
+
+
 def hamming(a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8]) -> int:
     """Hamming distance between two packed codes."""
     return int(np.bitwise_count(np.bitwise_xor(a, b)).sum())

@@ -26,7 +26,8 @@ RANSAC_CONFIDENCE = 0.995
 MIN_SCALE = 0.25
 MAX_SCALE = 4.0
 _SMOOTH_SIGMA = 1.0
-_DIFF_LEVEL = 0.12  # grey difference (0..1) above which an aligned pixel disagrees
+_DIFF_LEVEL = 0.12  # colour residual (0..1) above which an aligned pixel disagrees
+_FAINT_DIFF_LEVEL = 0.07
 _VALID_ERODE = 5
 _BIAS_SIGMA = 6.0
 _COLOUR_FIT_KEEP = 0.9
@@ -49,8 +50,10 @@ class PixelThresholds:
     min_cover_small: float = 0.7
     min_cover_large: float = 0.35
     min_ncc: float = 0.80
-    max_bad: float = 0.003
+    # one pixel of a 24x24 artwork is 1/400 of the image: a changed detail that small must fail
+    max_bad: float = 0.001
     max_bad_center: float = 1.0
+    max_bad_faint: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ class PixelCheck:
     ncc: float
     bad: float
     bad_center: float
+    bad_faint: float = 0.0
 
     def passes(self, t: PixelThresholds) -> bool:
         return (
@@ -83,6 +87,7 @@ class PixelCheck:
             and self.ncc >= t.min_ncc
             and self.bad <= t.max_bad
             and self.bad_center <= t.max_bad_center
+            and self.bad_faint <= t.max_bad_faint
         )
 
 
@@ -215,4 +220,7 @@ def pixel_check(
     cx0, cx1 = x0 + (x1 - x0) // 4, x1 - (x1 - x0) // 4
     central = (ys >= cy0) & (ys <= cy1) & (xs >= cx0) & (xs <= cx1)
     bad_center = float(bad_v[central].mean()) if central.any() else 1.0
-    return PixelCheck(cover_small, cover_large, ncc, bad, bad_center)
+    faint = ((local > _FAINT_DIFF_LEVEL) & valid).astype(np.uint8)
+    faint = cv2.morphologyEx(faint, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    bad_faint = float((faint[valid] > 0).mean())
+    return PixelCheck(cover_small, cover_large, ncc, bad, bad_center, bad_faint)
