@@ -73,8 +73,7 @@ class ClusterIndex:
         """A member left; an emptied cluster disappears."""
         c = self._clusters[cluster_id]
         self._move(c, code, -1)
-        if c.size == 0:
-            self._index.remove(c.key)
+        if c.size == 0:  # _move already took its center out of the index
             del self._clusters[cluster_id]
             del self._id_of_key[c.key]
 

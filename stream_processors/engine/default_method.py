@@ -40,10 +40,10 @@ from stream_processors.engine.local_features import (
 )
 from stream_processors.engine.method import ImageLike
 from stream_processors.engine.signatures import (
+    COARSE_BITS,
     HASH_BITS,
     HASH_BYTES,
     N_DIHEDRAL,
-    COARSE_BITS,
     apply_dihedral,
     coarse_hashes,
     dihedral_hashes,
