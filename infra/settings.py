@@ -29,7 +29,6 @@ class Settings:
     topic_uploads_dlq: str = "picnix.uploads.dlq"
     topic_features: str = "picnix.features"
     topic_decisions: str = "picnix.decisions"
-    topic_lifecycle: str = "picnix.lifecycle"
     uploads_partitions: int = 4
     max_image_bytes: int = 10 * 1024 * 1024
     # PostgreSQL

@@ -25,7 +25,6 @@ def _namespaced(base: Settings, tag: str) -> Settings:
         topic_uploads_dlq=f"{prefix}.uploads.dlq",
         topic_features=f"{prefix}.features",
         topic_decisions=f"{prefix}.decisions",
-        topic_lifecycle=f"{prefix}.lifecycle",
         faust_app_id=prefix,
         pg_database=f"picnix_test_{tag}",
         s3_bucket=prefix,
