@@ -27,6 +27,38 @@ class UploadRef:
     offset: int
 
 
+@dataclass(frozen=True)
+class PostInfo:
+    """What the platform said about a post; carried unchanged from upload to sinks."""
+
+    author: str
+    title: str
+    description: str
+    uploaded_at: str
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What decoding learned about the uploaded bytes."""
+
+    sha256: str
+    byte_size: int
+    width: int
+    height: int
+    image_format: str
+
+
+@dataclass(frozen=True)
+class DecisionInfo:
+    """The engine's decision as it travels and is stored (see engine.decision.Decision)."""
+
+    kind: str
+    image_id: str
+    cluster_id: str
+    distance: float | None
+    method: str
+
+
 class Event:
     """Base of all events: the payload field (if any) travels as raw bytes after the header."""
 
@@ -153,15 +185,8 @@ class FeatureEvent(Event):
     PAYLOAD_FIELD: ClassVar[str | None] = "signature"
 
     upload_id: str
-    author: str
-    title: str
-    description: str
-    uploaded_at: str
-    sha256: str
-    byte_size: int
-    width: int
-    height: int
-    image_format: str
+    post: PostInfo
+    image: ImageInfo
     method: str
     upload_ref: UploadRef
     extract_seconds: float
@@ -180,22 +205,11 @@ class DecisionEvent(Event):
     VERSION: ClassVar[int] = 1
 
     upload_id: str
-    kind: str
-    image_id: str
-    cluster_id: str
-    distance: float | None
-    method: str
-    seq: int
-    author: str
-    title: str
-    description: str
-    uploaded_at: str
-    sha256: str
-    byte_size: int
-    width: int
-    height: int
-    image_format: str
+    decision: DecisionInfo
+    post: PostInfo
+    image: ImageInfo
     upload_ref: UploadRef
+    seq: int
 
 
 @dataclass(frozen=True)
@@ -228,11 +242,7 @@ class StoredImageRecord(Event):
 
     seq: int
     upload_id: str
-    kind: str
-    image_id: str
-    cluster_id: str
-    distance: float | None
-    method: str
+    decision: DecisionInfo
     signature: bytes
 
 
@@ -306,7 +316,7 @@ def parse_event(record: bytes | None, allowed: tuple[type[Event], ...]) -> Event
     frame = unpack(record)
     schema = frame.header.get("schema")
     for cls in allowed:
-        if cls.SCHEMA == schema:
+        if schema == cls.SCHEMA:
             return cls.from_frame(frame)
     names = ", ".join(c.SCHEMA for c in allowed)
     raise SchemaError("wrong-schema", f"{schema!r} is not one of {names}")

@@ -131,13 +131,13 @@ class BlobSink:
             return
         if not isinstance(event, DecisionEvent):
             return
-        if DecisionKind(event.kind) is DecisionKind.DUPLICATE_REFERENCE:
+        if DecisionKind(event.decision.kind) is DecisionKind.DUPLICATE_REFERENCE:
             return
-        key = blob_key(event.sha256)
+        key = blob_key(event.image.sha256)
         if await asyncio.to_thread(self._store.exists, key):
             return
         upload = UploadEvent.from_record(await reader.read(event.upload_ref))
-        content_type = CONTENT_TYPES.get(event.image_format, "application/octet-stream")
+        content_type = CONTENT_TYPES.get(event.image.image_format, "application/octet-stream")
         if await asyncio.to_thread(self._store.put_if_absent, key, upload.image, content_type):
             metrics.WRITES.labels(sink=SINK).inc()
             metrics.BYTES_STORED.inc(len(upload.image))

@@ -15,14 +15,15 @@ from stream_processors.engine.decision import DecisionKind
 
 def write_decision(conn: psycopg.Connection, ev: DecisionEvent) -> bool:
     """Apply one decision inside the caller's transaction; True if the post was new."""
-    kind = DecisionKind(ev.kind)
+    d, post, image = ev.decision, ev.post, ev.image
+    kind = DecisionKind(d.kind)
     if kind is not DecisionKind.DUPLICATE_REFERENCE:
         # A cluster's id is its founder's image id. Ensuring the row on every join (not only on
         # new-cluster) keeps a cluster the engine still knows after its rows were emptied.
         conn.execute(
             "INSERT INTO clusters (cluster_id, founder_image_id, created_seq) VALUES (%s, %s, %s)"
             " ON CONFLICT DO NOTHING",
-            (ev.cluster_id, ev.cluster_id, ev.seq),
+            (d.cluster_id, d.cluster_id, ev.seq),
         )
     if kind is not DecisionKind.DUPLICATE_REFERENCE:
         conn.execute(
@@ -30,43 +31,43 @@ def write_decision(conn: psycopg.Connection, ev: DecisionEvent) -> bool:
             " image_format, cluster_id, first_post_id, first_author, created_seq)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
             (
-                ev.image_id, ev.sha256, blob_key(ev.sha256), ev.byte_size, ev.width, ev.height,
-                ev.image_format, ev.cluster_id, ev.upload_id, ev.author, ev.seq,
+                d.image_id, image.sha256, blob_key(image.sha256), image.byte_size, image.width,
+                image.height, image.image_format, d.cluster_id, ev.upload_id, post.author, ev.seq,
             ),
         )
         joined = conn.execute(
             "INSERT INTO cluster_members (image_id, cluster_id, joined_seq) VALUES (%s, %s, %s)"
             " ON CONFLICT DO NOTHING RETURNING image_id",
-            (ev.image_id, ev.cluster_id, ev.seq),
+            (d.image_id, d.cluster_id, ev.seq),
         ).fetchone()
         if joined:
             conn.execute(
                 "UPDATE clusters SET member_count = member_count + 1 WHERE cluster_id = %s",
-                (ev.cluster_id,),
+                (d.cluster_id,),
             )
     inserted = conn.execute(
         "INSERT INTO posts (post_id, author, title, description, image_id, decision, byte_size,"
         " uploaded_at, decided_seq) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT DO NOTHING RETURNING post_id",
         (
-            ev.upload_id, ev.author, ev.title, ev.description, ev.image_id, ev.kind,
-            ev.byte_size, ev.uploaded_at, ev.seq,
+            ev.upload_id, post.author, post.title, post.description, d.image_id, d.kind,
+            image.byte_size, post.uploaded_at, ev.seq,
         ),
     ).fetchone()
     if not inserted:
         return False
-    conn.execute("UPDATE images SET ref_count = ref_count + 1 WHERE image_id = %s", (ev.image_id,))
+    conn.execute("UPDATE images SET ref_count = ref_count + 1 WHERE image_id = %s", (d.image_id,))
     if kind is DecisionKind.DUPLICATE_REFERENCE:
         conn.execute(
             "INSERT INTO matches (post_id, image_id, distance, method) VALUES (%s, %s, %s, %s)"
             " ON CONFLICT DO NOTHING",
-            (ev.upload_id, ev.image_id, ev.distance, ev.method),
+            (ev.upload_id, d.image_id, d.distance, d.method),
         )
         conn.execute(
             "INSERT INTO alerts (post_id, image_id, author, original_author)"
             " SELECT %s, image_id, %s, first_author FROM images"
             " WHERE image_id = %s AND first_author <> %s ON CONFLICT DO NOTHING",
-            (ev.upload_id, ev.author, ev.image_id, ev.author),
+            (ev.upload_id, post.author, d.image_id, post.author),
         )
     return True
 

@@ -151,9 +151,9 @@ def _count(outcome: Emit) -> None:
         return
     event = outcome.event
     if isinstance(event, DecisionEvent):
-        metrics.DECISIONS.labels(decision=event.kind).inc()
-        if event.kind == DecisionKind.DUPLICATE_REFERENCE:
-            metrics.BYTES_SAVED.inc(event.byte_size)
+        metrics.DECISIONS.labels(decision=event.decision.kind).inc()
+        if event.decision.kind == DecisionKind.DUPLICATE_REFERENCE:
+            metrics.BYTES_SAVED.inc(event.image.byte_size)
     elif isinstance(event, PostDeletedEvent):
         metrics.LIFECYCLE.labels(event="delete").inc()
     else:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from schemas.events import (
     DECISION_TOPIC_EVENTS,
     DecisionEvent,
+    DecisionInfo,
     Event,
     FeatureEvent,
     PostDeletedEvent,
@@ -74,14 +75,7 @@ class Decider:
             key=lambda r: r.seq,
         )
         for record in records:
-            decision = Decision(
-                upload_id=record.upload_id,
-                kind=DecisionKind(record.kind),
-                image_id=record.image_id,
-                cluster_id=record.cluster_id,
-                distance=record.distance,
-                method=record.method,
-            )
+            decision = _from_info(record.upload_id, record.decision)
             self._method.apply(decision, self._method.signature_from_bytes(record.signature))
         self._restored = True
         return len(records)
@@ -114,17 +108,14 @@ class Decider:
         signature = self._method.signature_from_bytes(feature.signature)
         decision = self._method.evaluate(feature.upload_id, signature)
         self._method.apply(decision, signature)
-        event = _decision_event(decision, feature, seq)
+        info = _to_info(decision)
+        event = DecisionEvent(
+            upload_id=decision.upload_id, decision=info, post=feature.post, image=feature.image,
+            upload_ref=feature.upload_ref, seq=seq,
+        )
         if decision.stores_image:
             self._stored[decision.image_id] = StoredImageRecord(
-                seq=seq,
-                upload_id=decision.upload_id,
-                kind=str(decision.kind),
-                image_id=decision.image_id,
-                cluster_id=decision.cluster_id,
-                distance=decision.distance,
-                method=decision.method,
-                signature=feature.signature,
+                seq=seq, upload_id=decision.upload_id, decision=info, signature=feature.signature
             ).to_record()
         self._refs[decision.image_id] = self._refs.get(decision.image_id, 0) + 1
         self._posts[feature.upload_id] = event.to_record()
@@ -151,7 +142,7 @@ class Decider:
             return Emit(latest, redelivered=True)
         if not isinstance(latest, DecisionEvent):
             return Refuse(REASON_UNKNOWN_POST, f"delete of post {delete.post_id}: no such post")
-        image_id = latest.image_id
+        image_id = latest.decision.image_id
         remaining = self._refs.get(image_id, 0) - 1
         orphaned = remaining <= 0
         if orphaned:
@@ -163,7 +154,7 @@ class Decider:
         event = PostDeletedEvent(
             post_id=delete.post_id,
             image_id=image_id,
-            cluster_id=latest.cluster_id,
+            cluster_id=latest.decision.cluster_id,
             sha256=self._image_sha256(latest),
             orphaned=orphaned,
             deleted_at=delete.deleted_at,
@@ -174,31 +165,33 @@ class Decider:
 
     def _image_sha256(self, decision: DecisionEvent) -> str:
         """The stored image's content hash: the post's own for a new image, else its original's."""
-        if decision.image_id == decision.upload_id:
-            return decision.sha256
-        original = self._latest(decision.image_id)
-        if isinstance(original, DecisionEvent | PostDeletedEvent):
+        image_id = decision.decision.image_id
+        if image_id == decision.upload_id:
+            return decision.image.sha256
+        original = self._latest(image_id)
+        if isinstance(original, DecisionEvent):
+            return original.image.sha256
+        if isinstance(original, PostDeletedEvent):
             return original.sha256
-        raise LookupError(f"post {decision.upload_id} references unknown image {decision.image_id}")
+        raise LookupError(f"post {decision.upload_id} references unknown image {image_id}")
 
 
-def _decision_event(decision: Decision, feature: FeatureEvent, seq: int) -> DecisionEvent:
-    return DecisionEvent(
-        upload_id=decision.upload_id,
+def _to_info(decision: Decision) -> DecisionInfo:
+    return DecisionInfo(
         kind=str(decision.kind),
         image_id=decision.image_id,
         cluster_id=decision.cluster_id,
         distance=decision.distance,
         method=decision.method,
-        seq=seq,
-        author=feature.author,
-        title=feature.title,
-        description=feature.description,
-        uploaded_at=feature.uploaded_at,
-        sha256=feature.sha256,
-        byte_size=feature.byte_size,
-        width=feature.width,
-        height=feature.height,
-        image_format=feature.image_format,
-        upload_ref=feature.upload_ref,
+    )
+
+
+def _from_info(upload_id: str, info: DecisionInfo) -> Decision:
+    return Decision(
+        upload_id=upload_id,
+        kind=DecisionKind(info.kind),
+        image_id=info.image_id,
+        cluster_id=info.cluster_id,
+        distance=info.distance,
+        method=info.method,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from schemas.events import FeatureEvent, UploadEvent, UploadRef
+from schemas.events import FeatureEvent, ImageInfo, PostInfo, UploadEvent, UploadRef
 from stream_processors.engine.decode import DecodeLimits, ImageRejected, decode_image
 from stream_processors.engine.method import DedupMethod
 
@@ -29,15 +29,8 @@ def extract_features(
     signature = method.signature_to_bytes(method.extract(image))
     return FeatureEvent(
         upload_id=upload.upload_id,
-        author=upload.author,
-        title=upload.title,
-        description=upload.description,
-        uploaded_at=upload.uploaded_at,
-        sha256=image.sha256,
-        byte_size=len(upload.image),
-        width=image.width,
-        height=image.height,
-        image_format=image.format,
+        post=PostInfo(upload.author, upload.title, upload.description, upload.uploaded_at),
+        image=ImageInfo(image.sha256, len(upload.image), image.width, image.height, image.format),
         method=method.name,
         upload_ref=ref,
         extract_seconds=time.perf_counter() - started,

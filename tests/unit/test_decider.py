@@ -10,8 +10,10 @@ import numpy as np
 from schemas.events import (
     DecisionEvent,
     FeatureEvent,
+    ImageInfo,
     PostDeletedEvent,
     PostDeleteEvent,
+    PostInfo,
     PostUpdatedEvent,
     PostUpdateEvent,
     UploadRef,
@@ -34,9 +36,11 @@ def _feature(upload_id: str, data: bytes, offset: int) -> FeatureEvent:
     method = build_method("default")
     image = decode_image(data)
     return FeatureEvent(
-        upload_id=upload_id, author="alice", title=upload_id, description="", uploaded_at="now",
-        sha256=hashlib.sha256(data).hexdigest(), byte_size=len(data), width=image.width,
-        height=image.height, image_format=image.format, method=method.name,
+        upload_id=upload_id,
+        post=PostInfo("alice", upload_id, "", "now"),
+        image=ImageInfo(hashlib.sha256(data).hexdigest(), len(data), image.width, image.height,
+                        image.format),
+        method=method.name,
         upload_ref=UploadRef("picnix.uploads", 0, offset),
         extract_seconds=0.0, signature=method.signature_to_bytes(method.extract(image)),
     )
@@ -71,10 +75,10 @@ def test_exact_copy_references_the_first_upload_and_redelivery_changes_nothing()
     a = _emitted(decider.handle(_feature("u1", _png(1), 0), seq=0)).event
     b = _emitted(decider.handle(_feature("u2", _png(1), 1), seq=1)).event
     c = _emitted(decider.handle(_feature("u3", _png(2), 2), seq=2)).event
-    assert isinstance(a, DecisionEvent) and a.kind == "new-cluster"
-    assert isinstance(b, DecisionEvent) and b.kind == "duplicate-reference"
-    assert b.image_id == "u1"
-    assert isinstance(c, DecisionEvent) and c.image_id == "u3"
+    assert isinstance(a, DecisionEvent) and a.decision.kind == "new-cluster"
+    assert isinstance(b, DecisionEvent) and b.decision.kind == "duplicate-reference"
+    assert b.decision.image_id == "u1"
+    assert isinstance(c, DecisionEvent) and c.decision.image_id == "u3"
     assert tables.refs == {"u1": 2, "u3": 1}
     before = tables.snapshot()
 
@@ -113,7 +117,7 @@ def test_delete_keeps_a_referenced_image_and_drops_an_orphan() -> None:
 
     # the image left the index: the same bytes uploaded again make a new image
     again = _emitted(decider.handle(_feature("u9", _png(1), 4), seq=4)).event
-    assert isinstance(again, DecisionEvent) and again.image_id == "u9"
+    assert isinstance(again, DecisionEvent) and again.decision.image_id == "u9"
     # a re-delivered deletion re-emits itself; a re-delivered upload of a deleted post too
     redelivered = _emitted(decider.handle(PostDeleteEvent(post_id="u2", deleted_at="t"), seq=5))
     assert redelivered.redelivered and redelivered.event == last

@@ -8,7 +8,15 @@ import struct
 import pytest
 
 from schemas.envelope import MAGIC, SchemaError, pack, unpack
-from schemas.events import DecisionEvent, FeatureEvent, UploadEvent, UploadRef
+from schemas.events import (
+    DecisionEvent,
+    DecisionInfo,
+    FeatureEvent,
+    ImageInfo,
+    PostInfo,
+    UploadEvent,
+    UploadRef,
+)
 
 
 def _upload(**overrides: object) -> UploadEvent:
@@ -31,13 +39,13 @@ def test_upload_round_trip_keeps_bytes_inline_without_base64() -> None:
 def test_nested_value_objects_round_trip() -> None:
     ref = UploadRef("picnix.uploads", 3, 42)
     feature = FeatureEvent(
-        upload_id="u", author="a", title="t", description="", uploaded_at="now", sha256="0" * 64,
-        byte_size=10, width=2, height=3, image_format="png", method="default", upload_ref=ref,
+        upload_id="u", post=PostInfo("a", "t", "", "now"),
+        image=ImageInfo("0" * 64, 10, 2, 3, "png"), method="default", upload_ref=ref,
         extract_seconds=0.01, signature=b"\x00\x01",
     )
     back = FeatureEvent.from_record(feature.to_record())
     assert back == feature
-    assert back.upload_ref == ref
+    assert back.upload_ref == ref and back.image.width == 2
 
 
 def _header_record(header: dict[str, object], payload: bytes = b"") -> bytes:
@@ -72,11 +80,14 @@ def test_malformed_records_are_rejected_with_their_reason(record: bytes, code: s
 def test_optional_fields_accept_null_and_numbers() -> None:
     ref = UploadRef("t", 0, 1)
     event = DecisionEvent(
-        upload_id="u", kind="new-cluster", image_id="u", cluster_id="u", distance=None,
-        method="m", seq=0, author="a", title="t", description="", uploaded_at="now",
-        sha256="0" * 64, byte_size=1, width=1, height=1, image_format="png", upload_ref=ref,
+        upload_id="u", decision=DecisionInfo("new-cluster", "u", "u", None, "m"),
+        post=PostInfo("a", "t", "", "now"), image=ImageInfo("0" * 64, 1, 1, 1, "png"),
+        upload_ref=ref, seq=0,
     )
-    assert DecisionEvent.from_record(event.to_record()).distance is None
+    assert DecisionEvent.from_record(event.to_record()).decision.distance is None
     frame = unpack(event.to_record())
-    frame.header["distance"] = 3
-    assert DecisionEvent.from_record(pack(frame.header)).distance == 3.0
+    frame.header["decision"]["distance"] = 3
+    assert DecisionEvent.from_record(pack(frame.header)).decision.distance == 3.0
+    del frame.header["decision"]["kind"]
+    with pytest.raises(SchemaError, match=r"DecisionEvent\.decision\.kind"):
+        DecisionEvent.from_record(pack(frame.header))
