@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from stream_processors.engine.decision import Decision, DecisionKind
-from stream_processors.engine.method import METHOD_NAMES, ImageLike, build_method
+from stream_processors.engine.decode import ImageRejected, decode_image
+from stream_processors.engine.method import METHOD_NAMES, build_method
 
 SPLITS = ("all", "calib", "holdout")
 _SPLIT_SALT = b"picnix-eval-split-v1"
@@ -97,32 +98,6 @@ def read_manifest(path: Path, split: str = "all") -> list[Row]:
     return rows
 
 
-@dataclass(frozen=True)
-class _LocalDecoded:
-    pixels: np.ndarray
-    width: int
-    height: int
-    format: str
-    sha256: str
-
-
-def _decode(data: bytes) -> ImageLike:
-    """engine.decode.decode_image when available, else a plain cv2.imdecode stand-in."""
-    try:
-        from stream_processors.engine.decode import decode_image
-    except ImportError:
-        import cv2
-
-        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        if arr is None:
-            raise ValueError("undecodable image") from None
-        return _LocalDecoded(
-            arr, arr.shape[1], arr.shape[0], "unknown", hashlib.sha256(data).hexdigest()
-        )
-    img: ImageLike = decode_image(data)
-    return img
-
-
 def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else 0.0
 
@@ -143,10 +118,15 @@ def run(rows: list[Row], method_name: str, seed: int) -> dict[str, Any]:
     decide_ms: list[float] = []
     kinds: dict[str, int] = defaultdict(int)
     errors: list[dict[str, str]] = []
+    rejected: list[dict[str, str]] = []
     t_start = time.perf_counter()
     for row in order:
         t0 = time.perf_counter()
-        image = _decode(row.path.read_bytes())
+        try:
+            image = decode_image(row.path.read_bytes())
+        except ImageRejected as exc:
+            rejected.append({"upload": row.path.name, "reason": str(exc)})
+            continue
         t1 = time.perf_counter()
         sig = method.extract(image)
         t2 = time.perf_counter()
@@ -214,6 +194,7 @@ def run(rows: list[Row], method_name: str, seed: int) -> dict[str, Any]:
         "extract_ms_p50": round(_pct(extract_ms, 50), 3),
         "decide_ms_p50": round(_pct(decide_ms, 50), 3),
         "decide_ms_p99": round(_pct(decide_ms, 99), 3),
+        "rejected": rejected,
         "false_positive_examples": errors[:20],
     }
 

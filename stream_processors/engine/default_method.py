@@ -82,7 +82,8 @@ class ShortlistParams:
     fast_max_aspect_change: float = 0.15
     word_limit: int = 6
     word_min_votes: int = 3
-    max_verified: int = 5
+    max_verified: int = 6
+    close_hash_distance: int = 40
 
 
 SHORTLIST = ShortlistParams()
@@ -230,9 +231,14 @@ class DefaultMethod:
             SHORTLIST.word_limit,
             SHORTLIST.word_min_votes,
         )
-        # strongest evidence first: nearest hashes, then most word votes; verify only a few
-        ranked = sorted(hash_hits, key=lambda k: (hash_hits[k][0], k))
-        ranked += [wv.key for wv in words if wv.key not in hash_hits]
+        # strongest evidence first: close hashes, then most word votes, then the other hash
+        # candidates; verify only a few
+        by_hash = sorted(hash_hits, key=lambda k: (hash_hits[k][0], k))
+        close = [k for k in by_hash if hash_hits[k][0] <= SHORTLIST.close_hash_distance]
+        ranked = list(close)
+        for key in [wv.key for wv in words] + by_hash:
+            if key not in ranked:
+                ranked.append(key)
         for key in ranked[: SHORTLIST.max_verified]:
             if self._keypoint_check(sig, key):
                 image_id = self._id_of_key[key]
@@ -317,7 +323,7 @@ class DefaultMethod:
         self, sig: DefaultSignature, key: int, stop: PixelThresholds | None = None
     ) -> list[PixelCheck]:
         """Pixel checks for each view (as uploaded, then mirrored) whose geometry verified;
-        with ``stop``, the mirror is skipped once a view passes those thresholds."""
+        with ``stop``, the mirror is skipped once the upright view passes those thresholds."""
         stored = self._stored_features(key)
         out: list[PixelCheck] = []
         for keypoints, mirrored in ((sig.local.keypoints, False), (sig.mirror, True)):
