@@ -5,8 +5,7 @@ uncorrelated and balanced, so a fixed group of 16 descriptor bits is already a l
 hash with 65,536 roughly even buckets, and it needs no training data shipped with the product.
 A matching keypoint pair (distance ~10-30 bits) shares a word with probability 0.2-0.5 per table;
 random pairs with 1/65,536. Each stored image posts only its WORDS_PER_IMAGE strongest keypoints
-(memory), a query votes with all of its keypoints, each query keypoint voting at most once per
-image.
+(memory), a query votes with all of its keypoints, each distinct word weighted by its rarity.
 """
 
 from __future__ import annotations
@@ -18,6 +17,8 @@ import numpy as np
 WORD_TABLES = 2
 WORD_BYTES = 2
 WORDS_PER_IMAGE = 96
+STOP_WORD_FRACTION = 0.05
+STOP_WORD_MIN_DF = 20
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class WordVotes:
     """A stored image's key and the number of query keypoints that voted for it."""
 
     key: int
-    votes: int
+    votes: float
 
 
 def words_of(descriptors: np.ndarray) -> np.ndarray:
@@ -46,6 +47,7 @@ class VisualWordIndex:
         self._arrays: dict[int, np.ndarray] = {}
         self._dirty: set[int] = set()
         self._n_postings = 0
+        self._n_images = 0
 
     def add(self, key: int, descriptors: np.ndarray) -> None:
         words = np.unique(words_of(descriptors[:WORDS_PER_IMAGE]).reshape(-1))
@@ -53,9 +55,11 @@ class VisualWordIndex:
             self._lists.setdefault(w, []).append(key)
             self._dirty.add(w)
         self._n_postings += int(words.size)
+        self._n_images += 1
 
     def remove(self, key: int, descriptors: np.ndarray) -> None:
         words = np.unique(words_of(descriptors[:WORDS_PER_IMAGE]).reshape(-1))
+        self._n_images -= 1
         for w in words.tolist():
             lst = self._lists.get(w)
             if lst is not None and key in lst:
@@ -75,32 +79,36 @@ class VisualWordIndex:
                 self._arrays[w] = np.asarray(lst, dtype=np.int64)
         return self._arrays.get(w)
 
-    def query(self, descriptors: np.ndarray, limit: int, min_votes: int) -> list[WordVotes]:
-        """The ``limit`` images with most votes (ties: earlier key first), at least min_votes."""
+    def query(self, descriptors: np.ndarray, limit: int, min_score: float) -> list[WordVotes]:
+        """The ``limit`` images with the highest idf-weighted vote (ties: earlier key first).
+
+        Each query word that an image posted adds log(N / df) to that image's score: common
+        words (flat patches, noise grain) are posted by many images and say almost nothing, so
+        raw counts let unrelated textured images outvote a true copy. Words posted by more than
+        STOP_WORD_FRACTION of the images are skipped outright (they cost the most to read).
+        """
         if descriptors.shape[0] == 0 or not self._lists:
             return []
-        words = words_of(descriptors)
+        n = max(1, self._n_images)
+        max_df = max(STOP_WORD_MIN_DF, int(STOP_WORD_FRACTION * n))
         keys: list[np.ndarray] = []
-        owners: list[int] = []
-        for i, row in enumerate(words.tolist()):
-            for w in row:
-                arr = self._postings(w)
-                if arr is not None:
-                    keys.append(arr)
-                    owners.append(i)
+        weights: list[float] = []
+        for w in np.unique(words_of(descriptors)).tolist():
+            arr = self._postings(w)
+            if arr is not None and arr.size <= max_df:
+                keys.append(arr)
+                weights.append(float(np.log(n / arr.size)) + 1.0)
         if not keys:
             return []
         lengths = np.fromiter((a.size for a in keys), np.int64, len(keys))
-        qidx = np.repeat(np.asarray(owners, np.int64), lengths)
-        # each query keypoint votes at most once per image (its words in several tables agree)
-        pairs = np.unique(qidx * (1 << 40) + np.concatenate(keys))
-        img, votes = np.unique(pairs % (1 << 40), return_counts=True)
-        order = np.lexsort((img, -votes))
+        img, inverse = np.unique(np.concatenate(keys), return_inverse=True)
+        score = np.bincount(inverse, weights=np.repeat(np.asarray(weights), lengths))
+        order = np.lexsort((img, -score))
         out = []
         for j in order[:limit]:
-            if votes[j] < min_votes:
+            if score[j] < min_score:
                 break
-            out.append(WordVotes(int(img[j]), int(votes[j])))
+            out.append(WordVotes(int(img[j]), float(score[j])))
         return out
 
     def nbytes(self) -> int:
