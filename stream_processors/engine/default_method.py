@@ -81,7 +81,7 @@ class ShortlistParams:
     coarse_limit: int = 3
     fast_max_aspect_change: float = 0.15
     word_limit: int = 6
-    word_min_score: float = 60.0
+    word_min_words: int = 8
     max_verified: int = 6
     close_hash_distance: int = 40
 
@@ -229,7 +229,7 @@ class DefaultMethod:
         words = self._words.query(
             np.concatenate([sig.local.keypoints.descriptors, sig.mirror.descriptors]),
             SHORTLIST.word_limit,
-            SHORTLIST.word_min_score,
+            SHORTLIST.word_min_words,
         )
         # strongest evidence first: close hashes, then most word votes, then the other hash
         # candidates; verify only a few

@@ -79,8 +79,9 @@ class VisualWordIndex:
                 self._arrays[w] = np.asarray(lst, dtype=np.int64)
         return self._arrays.get(w)
 
-    def query(self, descriptors: np.ndarray, limit: int, min_score: float) -> list[WordVotes]:
-        """The ``limit`` images with the highest idf-weighted vote (ties: earlier key first).
+    def query(self, descriptors: np.ndarray, limit: int, min_words: int) -> list[WordVotes]:
+        """The ``limit`` images with the highest idf-weighted vote (ties: earlier key first)
+        among those sharing at least ``min_words`` distinct words with the query.
 
         Each query word that an image posted adds log(N / df) to that image's score: common
         words (flat patches, noise grain) are posted by many images and say almost nothing, so
@@ -103,13 +104,10 @@ class VisualWordIndex:
         lengths = np.fromiter((a.size for a in keys), np.int64, len(keys))
         img, inverse = np.unique(np.concatenate(keys), return_inverse=True)
         score = np.bincount(inverse, weights=np.repeat(np.asarray(weights), lengths))
-        order = np.lexsort((img, -score))
-        out = []
-        for j in order[:limit]:
-            if score[j] < min_score:
-                break
-            out.append(WordVotes(int(img[j]), float(score[j])))
-        return out
+        count = np.bincount(inverse)
+        eligible = np.flatnonzero(count >= min_words)
+        order = eligible[np.lexsort((img[eligible], -score[eligible]))]
+        return [WordVotes(int(img[j]), float(score[j])) for j in order[:limit]]
 
     def nbytes(self) -> int:
         """Approximate memory of the postings (8 bytes per posting as stored in arrays)."""
