@@ -191,6 +191,11 @@ def signature_from_bytes(data: bytes) -> DefaultSignature:
     return DefaultSignature(sha, width, height, hashes, coarse, local, mirror)
 
 
+def _is_reflection(variant: int) -> bool:
+    """Whether dihedral op ``variant`` (mirror, flip, transpose bits) reverses orientation."""
+    return bin(variant & 0b111).count("1") % 2 == 1
+
+
 class DefaultMethod:
     """Index state and the decision cascade; see the module docstring."""
 
@@ -226,21 +231,28 @@ class DefaultMethod:
         for key, (dist, variant) in sorted(hash_hits.items(), key=lambda kv: (kv[1][0], kv[0])):
             if self._fast_check(sig, key, variant):
                 return self._duplicate(upload_id, self._id_of_key[key], dist, Evidence.HASH_PIXELS)
-        words = self._words.query(
-            np.concatenate([sig.local.keypoints.descriptors, sig.mirror.descriptors]),
-            SHORTLIST.word_limit,
-            SHORTLIST.word_min_words,
-        )
-        # strongest evidence first: close hashes, then most word votes, then the other hash
+        # which views (upright / mirrored) have evidence for each candidate: a hash variant's
+        # reflection parity, or the words of the upright or mirrored keypoints
+        views: dict[int, list[bool]] = {k: [_is_reflection(v)] for k, (_, v) in hash_hits.items()}
+        scored: dict[int, float] = {}
+        for mirrored, kps in ((False, sig.local.keypoints), (True, sig.mirror)):
+            for wv in self._words.query(
+                kps.descriptors, SHORTLIST.word_limit, SHORTLIST.word_min_words
+            ):
+                scored[wv.key] = max(scored.get(wv.key, 0.0), wv.votes)
+                if mirrored not in views.setdefault(wv.key, []):
+                    views[wv.key].append(mirrored)
+        # strongest evidence first: close hashes, then best word scores, then the other hash
         # candidates; verify only a few
         by_hash = sorted(hash_hits, key=lambda k: (hash_hits[k][0], k))
         close = [k for k in by_hash if hash_hits[k][0] <= SHORTLIST.close_hash_distance]
-        ranked = list(close)
-        for key in [wv.key for wv in words] + by_hash:
+        by_words = sorted(scored, key=lambda k: (-scored[k], k))
+        ranked: list[int] = []
+        for key in close + by_words + by_hash:
             if key not in ranked:
                 ranked.append(key)
         for key in ranked[: SHORTLIST.max_verified]:
-            if self._keypoint_check(sig, key):
+            if self._keypoint_check(sig, key, tuple(views[key])):
                 image_id = self._id_of_key[key]
                 dist = hash_hits[key][0] if key in hash_hits else self._code_distance(sig, key)
                 return self._duplicate(upload_id, image_id, dist, Evidence.KEYPOINTS)
@@ -320,13 +332,18 @@ class DefaultMethod:
         return ev is not None and ev.passes(FAST_PIXELS)
 
     def keypoint_evidence(
-        self, sig: DefaultSignature, key: int, stop: PixelThresholds | None = None
+        self,
+        sig: DefaultSignature,
+        key: int,
+        views: tuple[bool, ...] = (False, True),
+        stop: PixelThresholds | None = None,
     ) -> list[PixelCheck]:
-        """Pixel checks for each view (as uploaded, then mirrored) whose geometry verified;
-        with ``stop``, the mirror is skipped once the upright view passes those thresholds."""
+        """Pixel checks for each view (False: as uploaded, True: mirrored) whose geometry
+        verified; with ``stop``, later views are skipped once one passes those thresholds."""
         stored = self._stored_features(key)
         out: list[PixelCheck] = []
-        for keypoints, mirrored in ((sig.local.keypoints, False), (sig.mirror, True)):
+        for mirrored in views:
+            keypoints = sig.mirror if mirrored else sig.local.keypoints
             geo = estimate_geometry(keypoints, stored.keypoints, GEOMETRY)
             if geo is None:
                 continue
@@ -337,8 +354,8 @@ class DefaultMethod:
                 break
         return out
 
-    def _keypoint_check(self, sig: DefaultSignature, key: int) -> bool:
-        return any(ev.passes(PIXELS) for ev in self.keypoint_evidence(sig, key, PIXELS))
+    def _keypoint_check(self, sig: DefaultSignature, key: int, views: tuple[bool, ...]) -> bool:
+        return any(ev.passes(PIXELS) for ev in self.keypoint_evidence(sig, key, views, PIXELS))
 
     # ------------------------------------------------------------------ state
     def apply(self, decision: Decision, sig: DefaultSignature) -> None:
