@@ -111,15 +111,19 @@ def running_pid(settings: Settings, name: str, marker: str) -> int | None:
     """Pid of the service if its pid file names a live process whose command line has ``marker``.
 
     The marker guards against a stale pid file whose pid was reused by an unrelated process, which
-    we must neither report healthy nor signal.
+    we must neither report healthy nor signal. An empty command line is not a mismatch: while
+    ``execve`` loads a large binary (MinIO's is ~100 MB), ``/proc/PID/cmdline`` reads empty for a
+    moment after ``Popen`` has returned, and that pid is the one we just started.
     """
     path = pid_path(settings, name)
     try:
         pid = int(path.read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
-    if pid_alive(pid) and marker in _cmdline(pid):
-        return pid
+    if pid_alive(pid):
+        cmdline = _cmdline(pid)
+        if not cmdline or marker in cmdline:
+            return pid
     path.unlink(missing_ok=True)
     return None
 
