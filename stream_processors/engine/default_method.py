@@ -5,19 +5,26 @@ Decision cascade for one upload (cheapest conclusive evidence first):
 1. Exact SHA-256 of the raw bytes already stored -> duplicate-reference, nothing else computed.
 2. Shortlist: the nearest stored hashes over the 8 dihedral variants (HammingIndex, radius
    SHORTLIST.hash_radius) plus the images with most visual-word votes (inverted index).
-3. Each hash candidate is first checked by aligning the thumbnails
-   through the hash's dihedral op directly (no keypoint matching): re-encodes, resizes, blur,
-   noise and photometric edits end here.
-4. Other candidates, earliest stored first, are verified by ORB ratio-test matches, a RANSAC
-   similarity (on the image and its mirror) and the aligned pixel check; the first that passes is
-   the reference, so the reference is the earliest stored image of the group that verifies.
-5. No duplicate: the seed's clustering rule on the hash (new cluster / merge into the nearest).
+3. Each hash candidate (nearest first) is checked by aligning the thumbnails through the hash's
+   dihedral op directly (no keypoint matching): re-encodes, resizes, blur, noise and
+   photometric edits end here.
+4. Otherwise at most SHORTLIST.max_verified candidates, strongest evidence first, are verified
+   by ORB ratio-test matches, a RANSAC similarity (upright and/or mirrored view, whichever has
+   evidence) and the aligned pixel check.
+5. Once a candidate passes, the remaining shortlisted candidates stored *earlier* are checked
+   too, so the reference goes to the earliest stored image it copies (normally the original).
+6. No duplicate: the seed's clustering rule on the hash (new cluster / merge into the nearest).
+
+Every threshold is a named constant or a frozen parameter object below; they were calibrated on
+the calibration split of the dev set (scripts/evaluate.py --split calib).
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import cv2
 import numpy as np
@@ -60,8 +67,8 @@ from stream_processors.engine.verify import (
 from stream_processors.engine.visual_words import VisualWordIndex
 
 METHOD_NAME = "default"
-WORK_LONG_SIDE = 1024
-COARSE_BYTES = COARSE_BITS // 8  # decoded pixels above this are reduced before trimming
+WORK_LONG_SIDE = 1024  # decoded pixels above this are reduced before trimming
+COARSE_BYTES = COARSE_BITS // 8
 
 
 class Evidence:
@@ -75,6 +82,16 @@ class Evidence:
 
 @dataclass(frozen=True)
 class ShortlistParams:
+    """How many candidates each source contributes and how many are verified.
+
+    hash_radius / hash_limit: 256-bit neighbours (unrelated images sit near 128 bits);
+    coarse_radius / coarse_limit: 64-bit layout neighbours (symmetric or flat images);
+    fast_max_aspect_change: |log aspect ratio change| beyond which dihedral alignment is moot;
+    word_limit / word_min_words: visual-word candidates per view and the shared words they need;
+    max_verified: keypoint verifications per upload (the decision's cost bound);
+    close_hash_distance: hash neighbours this close are verified before word candidates.
+    """
+
     hash_radius: int = 48
     hash_limit: int = 3
     coarse_radius: int = 6
@@ -191,6 +208,22 @@ def signature_from_bytes(data: bytes) -> DefaultSignature:
     return DefaultSignature(sha, width, height, hashes, coarse, local, mirror)
 
 
+def _earliest_passing(checks: list[tuple[int, str, Callable[[], bool]]]) -> tuple[int, str] | None:
+    """Run checks in order until one passes, then only those of earlier-stored keys (smaller
+    keys), so the earliest stored image that verifies is the reference."""
+    best: tuple[int, str] | None = None
+    tried: set[tuple[int, str]] = set()
+    for key, how, check in checks:
+        if best is not None and key >= best[0]:
+            continue
+        if (key, how) in tried:
+            continue
+        tried.add((key, how))
+        if check():
+            best = (key, how)
+    return best
+
+
 def _is_reflection(variant: int) -> bool:
     """Whether dihedral op ``variant`` (mirror, flip, transpose bits) reverses orientation."""
     return bin(variant & 0b111).count("1") % 2 == 1
@@ -228,9 +261,6 @@ class DefaultMethod:
         if exact is not None:
             return self._duplicate(upload_id, exact, 0.0, Evidence.SHA256)
         hash_hits = self._hash_candidates(sig)
-        for key, (dist, variant) in sorted(hash_hits.items(), key=lambda kv: (kv[1][0], kv[0])):
-            if self._fast_check(sig, key, variant):
-                return self._duplicate(upload_id, self._id_of_key[key], dist, Evidence.HASH_PIXELS)
         # which views (upright / mirrored) have evidence for each candidate: a hash variant's
         # reflection parity, or the words of the upright or mirrored keypoints
         views: dict[int, list[bool]] = {k: [_is_reflection(v)] for k, (_, v) in hash_hits.items()}
@@ -251,11 +281,19 @@ class DefaultMethod:
         for key in close + by_words + by_hash:
             if key not in ranked:
                 ranked.append(key)
-        for key in ranked[: SHORTLIST.max_verified]:
-            if self._keypoint_check(sig, key, tuple(views[key])):
-                image_id = self._id_of_key[key]
-                dist = hash_hits[key][0] if key in hash_hits else self._code_distance(sig, key)
-                return self._duplicate(upload_id, image_id, dist, Evidence.KEYPOINTS)
+        checks: list[tuple[int, str, Callable[[], bool]]] = [
+            (k, Evidence.HASH_PIXELS, partial(self._fast_check, sig, k, hash_hits[k][1]))
+            for k in by_hash
+        ]
+        checks += [
+            (k, Evidence.KEYPOINTS, partial(self._keypoint_check, sig, k, tuple(views[k])))
+            for k in ranked[: SHORTLIST.max_verified]
+        ]
+        found = _earliest_passing(checks)
+        if found is not None:
+            key, how = found
+            dist = hash_hits[key][0] if key in hash_hits else self._code_distance(sig, key)
+            return self._duplicate(upload_id, self._id_of_key[key], dist, how)
         near = self._clusters.nearest(sig.code)
         if near is None:
             return Decision(
