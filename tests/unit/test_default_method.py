@@ -207,3 +207,21 @@ def test_build_method() -> None:
     assert build_method("seed").name == "seed"
     with pytest.raises(ValueError):
         build_method("nope")
+
+
+@pytest.mark.parametrize("first", ["orig", "copy"])
+def test_reference_goes_to_the_earliest_stored_copy(
+    originals: dict[str, np.ndarray], first: str
+) -> None:
+    """When two stored images of one picture both verify, the earlier stored one is referenced."""
+    m = DefaultMethod()
+    payloads = {
+        "orig": _encode(originals["astronaut"]),
+        "copy": _encode(EDITS["gamma"](originals["astronaut"])),
+    }
+    order = [first, "copy" if first == "orig" else "orig"]
+    for uid in order:  # store both, as if the second had been missed as a duplicate
+        sig = _sig(m, payloads[uid])
+        m.apply(Decision(uid, DecisionKind.NEW_CLUSTER, uid, uid), sig)
+    probe = _decide(m, "probe", _encode(EDITS["jpeg40"](originals["astronaut"])))
+    assert probe.kind is DecisionKind.DUPLICATE_REFERENCE and probe.image_id == first
