@@ -69,13 +69,8 @@ def build_method(name: str) -> DedupMethod:
 
         return DefaultMethod()
     if name == "seed":
-        try:
-            from stream_processors.engine.seed_method import SeedMethod
-        except ImportError as exc:
-            raise ValueError(
-                "method 'seed' is not available yet (stream_processors/engine/seed_method.py "
-                f"with class SeedMethod is missing): {exc}"
-            ) from exc
+        from stream_processors.engine.seed_method import SeedMethod
+
         method: DedupMethod = SeedMethod()
         return method
     raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHOD_NAMES)}")
