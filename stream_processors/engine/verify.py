@@ -32,6 +32,7 @@ _VALID_ERODE = 5
 _BIAS_SIGMA = 6.0
 _COLOUR_FIT_KEEP = 0.9
 _COLOUR_FIT_SAMPLES = 4000
+_DETAIL_SIGMA = 3.0
 _NCC_FLOOR = 0.6  # below any acceptance threshold
 _HIST_LEVELS = 256
 _SHIFT_TOLERANCE = 3  # pixels: a 3x3 neighbourhood
@@ -58,6 +59,8 @@ class PixelThresholds:
     max_bad_center: float = 1.0
     # a low-contrast changed detail (a cheek tint, a trait in a similar colour) counts too
     max_bad_faint: float = 0.01
+    # below every calibration positive (min 0.59); a smooth blob vs a detailed picture is ~0.4
+    min_detail_ncc: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ class PixelCheck:
     bad: float
     bad_center: float
     bad_faint: float = 0.0
+    detail_ncc: float = 0.0  # correlation of the fine detail (high-pass), not just the layout
 
     def passes(self, t: PixelThresholds) -> bool:
         return (
@@ -92,6 +96,7 @@ class PixelCheck:
             and self.bad <= t.max_bad
             and self.bad_center <= t.max_bad_center
             and self.bad_faint <= t.max_bad_faint
+            and self.detail_ncc >= t.min_detail_ncc
         )
 
 
@@ -239,4 +244,22 @@ def pixel_check(
     faint = ((local > _FAINT_DIFF_LEVEL) & valid).astype(np.uint8)
     faint = cv2.morphologyEx(faint, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     bad_faint = float((faint[valid] > 0).mean())
-    return PixelCheck(cover_small, cover_large, ncc, bad, bad_center, bad_faint)
+    detail_ncc = _detail_ncc(qf.mean(axis=2), s_img.mean(axis=2), valid)
+    return PixelCheck(cover_small, cover_large, ncc, bad, bad_center, bad_faint, detail_ncc)
+
+
+def _detail_ncc(q: np.ndarray, s: np.ndarray, valid: np.ndarray) -> float:
+    """NCC of the high-pass (image minus its blur) of two aligned grey images on ``valid``.
+
+    A smooth blob and a detailed picture of the same outline agree in layout, tone and colour
+    once histograms are matched and the smooth residual is removed; only their detail differs.
+    """
+    qd = q - cv2.GaussianBlur(q, (0, 0), _DETAIL_SIGMA)
+    sd = s - cv2.GaussianBlur(s, (0, 0), _DETAIL_SIGMA)
+    inner = np.asarray(cv2.erode(valid.astype(np.uint8), np.ones((7, 7), np.uint8))) > 0
+    if inner.sum() < 64:
+        return 0.0
+    x, y = qd[inner], sd[inner]
+    x, y = x - x.mean(), y - y.mean()
+    denom = float(np.sqrt((x * x).sum() * (y * y).sum()))
+    return float((x * y).sum() / denom) if denom > 1e-9 else 0.0
