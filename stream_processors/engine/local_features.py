@@ -89,8 +89,9 @@ def thumb_of(frame: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- serialisation
 _LF_MAGIC = b"LF"
-_LF_VERSION = 2
-_LF_HEADER = struct.Struct("<2sBHHHHH")  # magic, version, frame w, h, thumb w, h, n keypoints
+_LF_VERSION = 3
+# magic, version, frame w, h, thumb w, h, n keypoints, PNG-encoded thumbnail length
+_LF_HEADER = struct.Struct("<2sBHHHHHI")
 _THUMB_CHANNELS = 3
 
 
@@ -107,26 +108,43 @@ def keypoints_from_bytes(data: bytes | memoryview, n: int) -> tuple[Keypoints, i
     return Keypoints(pts, desc), off + DESCRIPTOR_BYTES * n
 
 
+def _encode_thumb(thumb: np.ndarray) -> bytes:
+    """Lossless PNG: a third of the raw size, and decisions stay bit-identical."""
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(thumb, np.uint8))
+    if not ok:
+        raise ValueError("thumbnail could not be encoded")
+    return bytes(buf.tobytes())
+
+
 def local_features_to_bytes(lf: LocalFeatures) -> bytes:
     th, tw = lf.thumb.shape[:2]
+    png = _encode_thumb(lf.thumb)
     header = _LF_HEADER.pack(
-        _LF_MAGIC, _LF_VERSION, lf.frame_size[0], lf.frame_size[1], tw, th, len(lf.keypoints)
+        _LF_MAGIC,
+        _LF_VERSION,
+        lf.frame_size[0],
+        lf.frame_size[1],
+        tw,
+        th,
+        len(lf.keypoints),
+        len(png),
     )
-    return header + lf.thumb.astype(np.uint8).tobytes() + keypoints_to_bytes(lf.keypoints)
+    return header + png + keypoints_to_bytes(lf.keypoints)
 
 
 def local_features_from_bytes(data: bytes | memoryview) -> tuple[LocalFeatures, int]:
     """Parse a LocalFeatures record; returns it and the number of bytes consumed."""
-    magic, version, fw, fh, tw, th, n = _LF_HEADER.unpack_from(data, 0)
+    magic, version, fw, fh, tw, th, n, n_png = _LF_HEADER.unpack_from(data, 0)
     if magic != _LF_MAGIC or version != _LF_VERSION:
         raise ValueError(f"not a local-features record v{_LF_VERSION}: {magic!r} v{version}")
     off = _LF_HEADER.size
-    n_thumb = tw * th * _THUMB_CHANNELS
-    thumb = np.frombuffer(data, dtype=np.uint8, count=n_thumb, offset=off)
-    thumb = thumb.reshape(th, tw, _THUMB_CHANNELS).copy()
-    off += n_thumb
+    png = np.frombuffer(data, dtype=np.uint8, count=n_png, offset=off)
+    thumb = cv2.imdecode(png, cv2.IMREAD_COLOR)
+    if thumb is None or thumb.shape != (th, tw, _THUMB_CHANNELS):
+        raise ValueError("corrupt thumbnail in local-features record")
+    off += n_png
     kp, used = keypoints_from_bytes(memoryview(data)[off:], n)
-    return LocalFeatures(kp, (fw, fh), thumb), off + used
+    return LocalFeatures(kp, (fw, fh), np.asarray(thumb, np.uint8)), off + used
 
 
 # ----------------------------------------------------------------------------- store
