@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 _ENV_PREFIX = "PICNIX_"
+RECORD_HEADROOM_BYTES = 1024 * 1024
 
 
 def _default_home() -> Path:
@@ -58,6 +59,11 @@ class Settings:
     extract_threads: int = 2
     # Local stack: caches survive a fresh clone, data lives beside them
     home: Path = field(default_factory=_default_home)
+
+    @property
+    def max_record_bytes(self) -> int:
+        """The largest Kafka record: an image at the cap plus its event header and framing."""
+        return self.max_image_bytes + RECORD_HEADROOM_BYTES
 
     @property
     def pg_dsn(self) -> str:

@@ -11,17 +11,17 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 from aiokafka.structs import RecordMetadata
 
+from infra.kafka_clients import reliable_producer
 from infra.settings import Settings
 from producers import metrics
 from schemas.envelope import SchemaError
 from schemas.events import PostDeleteEvent, PostUpdateEvent, UploadEvent
 
-RECORD_HEADROOM_BYTES = 1024 * 1024
 SEND_ATTEMPTS = 6
+PUBLISH_LINGER_MS = 5  # a replay's concurrent sends share batches
 SEND_RETRY_SECONDS = 2.0
 # Magic numbers of the formats the pipeline decodes; anything else is refused up front.
 IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
@@ -105,13 +105,7 @@ class UploadPublisher:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            acks="all",
-            enable_idempotence=True,
-            max_request_size=settings.max_image_bytes + RECORD_HEADROOM_BYTES,
-            linger_ms=5,
-        )
+        self._producer = reliable_producer(settings, linger_ms=PUBLISH_LINGER_MS)
 
     async def __aenter__(self) -> UploadPublisher:
         await self._producer.start()

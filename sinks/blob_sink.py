@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from minio.error import S3Error
 from urllib3.exceptions import HTTPError
 
+from infra.kafka_clients import manual_consumer, reliable_producer
 from infra.settings import Settings
 from schemas.envelope import SchemaError
 from schemas.events import (
@@ -28,7 +29,7 @@ from schemas.events import (
 )
 from sinks import metrics
 from sinks.blob_keys import blob_key
-from sinks.kafka_io import manual_consumer, reliable_producer, send_dead_letter
+from sinks.dead_letter_producer import send_dead_letter
 from sinks.object_store import ObjectStore
 from stream_processors.engine.decision import DecisionKind
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+from infra.kafka_clients import manual_consumer, topic_partitions
 from infra.settings import Settings
 from schemas.envelope import SchemaError
 from schemas.events import DeadLetterEvent
-from sinks.kafka_io import manual_consumer, topic_partitions
 
 
 async def read_dead_letters_async(settings: Settings) -> list[DeadLetterEvent]:

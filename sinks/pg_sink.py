@@ -14,11 +14,12 @@ import time
 import psycopg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from infra.kafka_clients import manual_consumer, reliable_producer, topic_partitions
 from infra.settings import Settings
 from schemas.envelope import SchemaError
 from schemas.events import DECISION_TOPIC_EVENTS, Event, UploadRef, parse_event
 from sinks import metrics
-from sinks.kafka_io import manual_consumer, reliable_producer, send_dead_letter, topic_partitions
+from sinks.dead_letter_producer import send_dead_letter
 from sinks.pg_writer import write_event
 
 log = logging.getLogger(__name__)

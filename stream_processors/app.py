@@ -42,8 +42,6 @@ log = logging.getLogger(__name__)
 
 STAGE_EXTRACT = "extract"
 STAGE_DECIDE = "decide"
-# Kafka framing on top of the largest image we accept.
-RECORD_HEADROOM_BYTES = 1024 * 1024
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -57,8 +55,8 @@ def create_app(settings: Settings) -> faust.App:
         processing_guarantee="at_least_once",
         topic_partitions=1,
         topic_replication_factor=1,
-        producer_max_request_size=settings.max_image_bytes + RECORD_HEADROOM_BYTES,
-        consumer_max_fetch_size=settings.max_image_bytes + RECORD_HEADROOM_BYTES,
+        producer_max_request_size=settings.max_record_bytes,
+        consumer_max_fetch_size=settings.max_record_bytes,
         producer_acks=-1,
         # A SIGKILLed worker's partitions move to its successor after this, not Faust's 60 s.
         broker_session_timeout=10.0,

@@ -17,8 +17,6 @@ from infra.stack.process import StackError, run_async
 log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
-# Room for the event envelope (ids, author, title, headers) around the image bytes.
-UPLOAD_HEADROOM_BYTES = 1 * MIB
 FEATURES_MAX_BYTES = 2 * MIB
 _TOPIC_ALREADY_EXISTS = 36
 
@@ -34,7 +32,7 @@ class TopicSpec:
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     """Every explicit PicNix topic; exposed so tests and tools check the same values."""
-    upload_bytes = str(settings.max_image_bytes + UPLOAD_HEADROOM_BYTES)
+    upload_bytes = str(settings.max_record_bytes)
     return [
         # The upload log is the source of truth (everything else is rebuilt from it): keep it.
         TopicSpec(

@@ -33,7 +33,7 @@ def _snapshot(settings: Settings) -> dict[str, object]:
 def _decisions_end(settings: Settings) -> int:
     from aiokafka import TopicPartition
 
-    from sinks.kafka_io import manual_consumer
+    from infra.kafka_clients import manual_consumer
 
     async def end_offset() -> int:
         consumer = manual_consumer(settings, group_id=None)

@@ -1,4 +1,8 @@
-"""Kafka plumbing shared by the sinks: consumers that never auto-commit, and the DLQ producer."""
+"""Kafka clients configured the way every PicNix component needs them.
+
+Producers wait for all replicas and are idempotent; consumers never auto-commit, so a component
+moves its position only once its own writes are durable. Record sizes follow the image cap.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from infra.settings import Settings
-from schemas.events import UploadRef
-from stream_processors.dead_letters import dead_letter
-
-RECORD_HEADROOM_BYTES = 1024 * 1024
 
 
 def manual_consumer(settings: Settings, group_id: str | None) -> AIOKafkaConsumer:
@@ -19,18 +19,19 @@ def manual_consumer(settings: Settings, group_id: str | None) -> AIOKafkaConsume
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        max_partition_fetch_bytes=settings.max_image_bytes + RECORD_HEADROOM_BYTES,
-        fetch_max_bytes=4 * (settings.max_image_bytes + RECORD_HEADROOM_BYTES),
+        max_partition_fetch_bytes=settings.max_record_bytes,
+        fetch_max_bytes=4 * settings.max_record_bytes,
         isolation_level="read_committed",
     )
 
 
-def reliable_producer(settings: Settings) -> AIOKafkaProducer:
+def reliable_producer(settings: Settings, linger_ms: int = 0) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
         acks="all",
         enable_idempotence=True,
-        max_request_size=settings.max_image_bytes + RECORD_HEADROOM_BYTES,
+        max_request_size=settings.max_record_bytes,
+        linger_ms=linger_ms,
     )
 
 
@@ -45,11 +46,3 @@ async def topic_partitions(settings: Settings, topic: str) -> list[TopicPartitio
     if not ids:
         raise RuntimeError(f"topic {topic!r} does not exist: run `picnix stack up`")
     return [TopicPartition(topic, p) for p in sorted(ids)]
-
-
-async def send_dead_letter(
-    producer: AIOKafkaProducer, settings: Settings, stage: str, reason: str, detail: str,
-    ref: UploadRef, original: bytes | None,
-) -> None:
-    event = dead_letter(reason, detail, stage, ref, original)
-    await producer.send_and_wait(settings.topic_uploads_dlq, event.to_record())

@@ -1,0 +1,17 @@
+"""The sinks' dead-letter path: a record they cannot read goes to the DLQ with its reason."""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaProducer
+
+from infra.settings import Settings
+from schemas.events import UploadRef
+from stream_processors.dead_letters import dead_letter
+
+
+async def send_dead_letter(
+    producer: AIOKafkaProducer, settings: Settings, stage: str, reason: str, detail: str,
+    ref: UploadRef, original: bytes | None,
+) -> None:
+    event = dead_letter(reason, detail, stage, ref, original)
+    await producer.send_and_wait(settings.topic_uploads_dlq, event.to_record())
