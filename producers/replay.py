@@ -103,8 +103,13 @@ async def replay(
     items: list[ReplayItem],
     progress: TextIO | None = sys.stderr,
     rate: float | None = None,
+    in_flight: int = IN_FLIGHT,
 ) -> ReplaySummary:
-    """Publish every item; ``rate`` (uploads per second) paces a replay like live traffic."""
+    """Publish every item; ``rate`` (uploads per second) paces a replay like live traffic.
+
+    ``in_flight`` bounds unacknowledged sends. With 1, uploads reach each partition in file
+    order even when a send is retried after a broker outage, so decisions are reproducible.
+    """
     summary = ReplaySummary()
     started = time.perf_counter()
     pending: set[asyncio.Task[PublishedUpload]] = set()
@@ -127,7 +132,7 @@ async def replay(
             pending.add(asyncio.create_task(publisher.publish(upload)))
             summary.upload_ids.append(upload.upload_id)
             summary.bytes_published += len(data)
-            if len(pending) >= IN_FLIGHT:
+            if len(pending) >= in_flight:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     task.result()  # a failed send stops the replay with its error

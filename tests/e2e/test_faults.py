@@ -1,8 +1,9 @@
 """Faults in the middle of a replay: the final state equals a clean run's, nothing lost or doubled.
 
-Each run gets a namespace of its own whose upload topic has one partition, so the order in which
-``decide`` sees uploads is the replay order in every run, and the clean and faulty final states
-can be compared row for row (ids, references, clusters, objects), not only counted.
+Each run gets a namespace of its own whose upload topic has one partition, and the replay sends
+one upload at a time, so the order in which ``decide`` sees uploads is the file order in every
+run, and the clean and faulty final states can be compared row for row (ids, references,
+clusters, objects), not only counted.
 """
 
 from __future__ import annotations
@@ -87,7 +88,9 @@ def _run(
             result: list[ReplaySummary] = []
             publisher = threading.Thread(
                 target=lambda: result.append(
-                    asyncio.run(replay(settings, items, progress=None, rate=REPLAY_RATE))
+                    asyncio.run(
+                        replay(settings, items, progress=None, rate=REPLAY_RATE, in_flight=1)
+                    )
                 )
             )
             publisher.start()
