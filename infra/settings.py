@@ -54,7 +54,9 @@ class Settings:
     # Faust
     faust_app_id: str = "picnix"
     faust_web_port: int = 16066
-    faust_store: str = "memory://"
+    # RocksDB keeps decide's tables on local disk: a restarted worker reads only the changelog
+    # tail, and state need not fit in memory (signatures of millions of images).
+    faust_store: str = "rocksdb://"
     engine_method: str = "default"
     extract_threads: int = 2
     # Local stack: caches survive a fresh clone, data lives beside them

@@ -8,6 +8,7 @@ demo's data nor a previous session's; the services themselves are started once b
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -80,6 +81,7 @@ def _drop_namespace(settings: Settings) -> None:
             await admin.close()
 
     asyncio.run(delete_topics())
+    shutil.rmtree(settings.data_dir / "faust" / settings.faust_app_id, ignore_errors=True)
     base = dataclasses.replace(settings, pg_database="postgres")
     with psycopg.connect(base.pg_dsn, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{settings.pg_database}" WITH (FORCE)')
