@@ -47,7 +47,6 @@ from typing import Any
 
 import numpy as np
 
-from stream_processors.engine.decision import Decision, DecisionKind
 from stream_processors.engine.hamming_index import HammingIndex
 
 DEFAULT_MANIFEST = Path("/work/shared/datasets/dev/manifest.csv")
@@ -129,7 +128,7 @@ def bench_index(
 
     Radii default to the default method's (SHORTLIST.hash_radius, CLUSTER_JOIN_DISTANCE)."""
     from stream_processors.engine.clusters import CLUSTER_JOIN_DISTANCE
-    from stream_processors.engine.default_method import SHORTLIST
+    from stream_processors.engine.default_method import QUERY_VARIANTS, SHORTLIST
 
     radius = SHORTLIST.hash_radius if hash_radius is None else hash_radius
     join = CLUSTER_JOIN_DISTANCE if join_distance is None else join_distance
@@ -148,13 +147,13 @@ def bench_index(
         search_us = []
         for q in queries:
             t0 = time.perf_counter()
-            for variant in q:
-                hashes.search(variant, radius, SHORTLIST.hash_limit)
+            for k in QUERY_VARIANTS:
+                hashes.search(q[k], radius, SHORTLIST.hash_limit)
             t1 = time.perf_counter()
             centers.search(q[0], join, 1)
             t2 = time.perf_counter()
             times.append((t2 - t0) * 1e3)
-            search_us.append((t1 - t0) * 1e6 / len(q))
+            search_us.append((t1 - t0) * 1e6 / len(QUERY_VARIANTS))
         p50, p99 = _percentiles(times)
         points.append(
             {
@@ -209,15 +208,11 @@ def bench_default(
     originals: list[tuple[str, Any]],
     queries: list[Any],
     sizes: Sequence[int],
-    max_fill_seconds: float,
     rng: np.random.Generator,
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    from stream_processors.engine.default_method import DefaultMethod, DefaultSignature
-    from stream_processors.engine.local_features import (
-        Keypoints,
-        LocalFeatures,
-        local_features_to_bytes,
-    )
+    from stream_processors.engine.default_method import DefaultMethod
+    from stream_processors.engine.local_features import local_features_to_bytes
+    from stream_processors.engine.visual_words import WORD_BITS, WORD_TABLES, WORDS_PER_IMAGE
 
     notes: list[str] = []
     store = BenchFeatureStore([local_features_to_bytes(_random_local(rng, 500)) for _ in range(8)])
@@ -230,38 +225,44 @@ def bench_default(
     store.keep = False
     real_codes = np.stack([s.code for _, s in originals])
     synth = synthetic_codes(real_codes, max(sizes) - n_real, rng)
-    no_kp = Keypoints(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
-    tiny = np.zeros((8, 8), np.uint8)
-    synth_clusters: list[str] = []
+    n_synth_clusters = 0
+    founders: list[str] = []
     filled = 0
     points = []
-    fill_rate = 0.0
     for n in sizes:
         need = n - n_real - filled
-        if fill_rate and need / fill_rate > max_fill_seconds:
-            notes.append(
-                f"default method not filled to {n}: projected {need / fill_rate:.0f} s of apply "
-                f"exceeds --max-fill-seconds {max_fill_seconds:.0f}"
-            )
-            break
         t0 = time.perf_counter()
-        for i in range(filled, filled + need):
-            code = synth[i]
-            hashes = np.repeat(code[None, :], 8, axis=0)
-            desc = rng.integers(0, 256, (96, 32), dtype=np.uint8)
-            local = LocalFeatures(Keypoints(np.zeros((96, 2), np.float32), desc), (480, 360), tiny)
-            sig = DefaultSignature(rng.bytes(32), 480, 360, hashes, local, no_kp)
-            image_id = f"s{i}"
-            if not synth_clusters or rng.random() < ratio:
-                decision = Decision(image_id, DecisionKind.NEW_CLUSTER, image_id, image_id)
-                synth_clusters.append(image_id)
-            else:
-                cid = synth_clusters[int(rng.integers(len(synth_clusters)))]
-                decision = Decision(image_id, DecisionKind.MERGE_CENTER, image_id, cid)
-            method.apply(decision, sig)
+        image_ids = [f"s{i}" for i in range(filled, filled + need)]
+        # cluster of each synthetic image: a new one with the dev set's clusters-per-image ratio,
+        # else a uniformly chosen earlier synthetic cluster
+        is_new = rng.random(need) < ratio
+        if n_synth_clusters == 0 and need:
+            is_new[0] = True
+        index = n_synth_clusters + np.cumsum(is_new) - 1
+        join = (rng.random(need) * (index + 1)).astype(np.int64)
+        cluster_index = np.where(is_new, index, join)
+        # a cluster's id is its founder's image id, as in the pipeline
+        founders.extend(image_ids[i] for i in np.flatnonzero(is_new).tolist())
+        n_synth_clusters = len(founders)
+        cluster_ids = [founders[c] for c in cluster_index.tolist()]
+        shas = rng.bytes(32 * need)
+        words = rng.integers(
+            0,
+            1 << (WORD_BITS + (WORD_TABLES - 1).bit_length()),
+            (need, WORDS_PER_IMAGE * WORD_TABLES),
+        )
+        coarse = rng.integers(0, 256, (need, 8), dtype=np.uint8)
+        method.bulk_load(
+            image_ids,
+            cluster_ids,
+            [shas[32 * i : 32 * i + 32] for i in range(need)],
+            synth[filled : filled + need],
+            coarse,
+            words,
+        )
+        del words
         filled += need
         dt = time.perf_counter() - t0
-        fill_rate = need / dt if dt > 0 and need > 0 else fill_rate
         times = []
         for j, sig in enumerate(queries):
             t = time.perf_counter()
@@ -289,7 +290,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="sizes 2k/10k/50k, fewer queries")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--max-fill-seconds", type=float, default=150.0)
     ap.add_argument("--index-only", action="store_true", help="skip the default-method points")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--hash-radius", type=int, help="index points: override the shortlist radius")
@@ -329,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result["points"] = index_points
         notes.append("--index-only: points are the global-hash stage alone")
     else:
-        points, more = bench_default(orig_sigs, query_sigs, sizes, args.max_fill_seconds, rng)
+        points, more = bench_default(orig_sigs, query_sigs, sizes, rng)
         result["points"] = points
         notes += more
     result["notes"] = notes

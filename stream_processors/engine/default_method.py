@@ -22,6 +22,7 @@ the calibration split of the dev set (scripts/evaluate.py --split calib).
 from __future__ import annotations
 
 import struct
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -67,8 +68,15 @@ from stream_processors.engine.verify import (
 from stream_processors.engine.visual_words import VisualWordIndex
 
 METHOD_NAME = "default"
+# Dihedral variants of the query searched in the hash indexes: as uploaded and mirrored. The
+# spec's edits include a horizontal flip but no 90-degree turns, and each variant is a full
+# index probe (the 8 variants cost 8x at a million stored).
+QUERY_VARIANTS = (0, 1)
 WORK_LONG_SIDE = 1024  # decoded pixels above this are reduced before trimming
 COARSE_BYTES = COARSE_BITS // 8
+# 128 bits of SHA-256 identify bytes as surely as 256 (collisions need ~2^64 images)
+SHA256_INDEX_BYTES = 16
+_INT_BYTES = 32  # a key int object (the dict's value)
 
 
 class Evidence:
@@ -98,7 +106,7 @@ class ShortlistParams:
     coarse_limit: int = 3
     fast_max_aspect_change: float = 0.15
     word_limit: int = 6
-    word_min_words: int = 8
+    word_min_words: int = 3
     max_verified: int = 6
     close_hash_distance: int = 40
 
@@ -130,14 +138,6 @@ class DefaultSignature:
     @property
     def code(self) -> np.ndarray:
         return self.hashes[0]
-
-
-@dataclass
-class _StoredImage:
-    key: int
-    cluster_id: str
-    code: np.ndarray
-    sha256: bytes
 
 
 _SIG_MAGIC = b"PXD"
@@ -208,6 +208,10 @@ def signature_from_bytes(data: bytes) -> DefaultSignature:
     return DefaultSignature(sha, width, height, hashes, coarse, local, mirror)
 
 
+def _sha_code(sha256: bytes) -> np.ndarray:
+    return np.frombuffer(sha256, np.uint8, SHA256_INDEX_BYTES)
+
+
 def _earliest_passing(checks: list[tuple[int, str, Callable[[], bool]]]) -> tuple[int, str] | None:
     """Run checks in order until one passes, then only those of earlier-stored keys (smaller
     keys), so the earliest stored image that verifies is the reference."""
@@ -239,10 +243,14 @@ class DefaultMethod:
         self._hashes = HammingIndex(HASH_BITS)
         self._coarse = HammingIndex(COARSE_BITS)
         self._words = VisualWordIndex()
-        self._clusters = ClusterIndex()
-        self._images: dict[str, _StoredImage] = {}
-        self._id_of_key: dict[int, str] = {}
-        self._by_sha: dict[bytes, str] = {}
+        self._clusters = ClusterIndex(self._hashes)
+        # per image: id -> key, and per key (keys are dense) its id and SHA-256; the hash lives
+        # only in the hash index (``self._hashes.get(key)``), the cluster in ``self._clusters``
+        self._images: dict[str, int] = {}
+        self._id_of_key: list[str | None] = []
+        # exact-bytes lookup: the first SHA256_INDEX_BYTES of each stored image's SHA-256 in a
+        # Hamming index searched at radius 0 (~57 B per image where a dict of bytes costs ~120)
+        self._sha = HammingIndex(8 * SHA256_INDEX_BYTES)
         self._next_key = 0
 
     # ------------------------------------------------------------------ signature
@@ -257,9 +265,11 @@ class DefaultMethod:
 
     # ------------------------------------------------------------------ decide
     def evaluate(self, upload_id: str, sig: DefaultSignature) -> Decision:
-        exact = self._by_sha.get(sig.sha256)
-        if exact is not None:
-            return self._duplicate(upload_id, exact, 0.0, Evidence.SHA256)
+        exact = self._sha.search(_sha_code(sig.sha256), 0, 1)
+        if exact:
+            image_id = self._id_of_key[exact[0][0]]
+            assert image_id is not None
+            return self._duplicate(upload_id, image_id, 0.0, Evidence.SHA256)
         hash_hits = self._hash_candidates(sig)
         # which views (upright / mirrored) have evidence for each candidate: a hash variant's
         # reflection parity, or the words of the upright or mirrored keypoints
@@ -293,7 +303,9 @@ class DefaultMethod:
         if found is not None:
             key, how = found
             dist = hash_hits[key][0] if key in hash_hits else self._code_distance(sig, key)
-            return self._duplicate(upload_id, self._id_of_key[key], dist, how)
+            image_id = self._id_of_key[key]
+            assert image_id is not None
+            return self._duplicate(upload_id, image_id, dist, how)
         near = self._clusters.nearest(sig.code)
         if near is None:
             return Decision(
@@ -310,11 +322,12 @@ class DefaultMethod:
 
     def _duplicate(self, upload_id: str, image_id: str, dist: float, how: str) -> Decision:
         stored = self._images[image_id]
+        cluster_id = self._clusters.cluster_of(stored)
         return Decision(
             upload_id,
             DecisionKind.DUPLICATE_REFERENCE,
             image_id,
-            stored.cluster_id,
+            cluster_id,
             float(dist),
             how,
         )
@@ -323,7 +336,7 @@ class DefaultMethod:
         """key -> (best 256-bit distance over dihedral variants, that variant), for the nearest
         few by the 256-bit hash plus the nearest few by the 64-bit layout hash."""
         best: dict[int, tuple[int, int]] = {}
-        for k in range(N_DIHEDRAL):
+        for k in QUERY_VARIANTS:
             for key, dist in self._hashes.search(
                 sig.hashes[k], SHORTLIST.hash_radius, SHORTLIST.hash_limit
             ):
@@ -332,7 +345,7 @@ class DefaultMethod:
         ranked = sorted(best.items(), key=lambda kv: (kv[1][0], kv[0]))[: SHORTLIST.hash_limit]
         out = dict(ranked)
         coarse: dict[int, tuple[int, int]] = {}
-        for k in range(N_DIHEDRAL):
+        for k in QUERY_VARIANTS:
             for key, dist in self._coarse.search(
                 sig.coarse[k], SHORTLIST.coarse_radius, SHORTLIST.coarse_limit
             ):
@@ -342,12 +355,17 @@ class DefaultMethod:
             : SHORTLIST.coarse_limit
         ]:
             if key not in out:
-                code = self._images[self._id_of_key[key]].code
+                code = self._code_of(key)
                 out[key] = (int(np.bitwise_count(sig.hashes[k] ^ code).sum()), k)
         return out
 
+    def _code_of(self, key: int) -> np.ndarray:
+        code = self._hashes.get(key)
+        assert code is not None
+        return code
+
     def _code_distance(self, sig: DefaultSignature, key: int) -> int:
-        code = self._images[self._id_of_key[key]].code
+        code = self._code_of(key)
         return int(np.bitwise_count(sig.hashes ^ code[None, :]).sum(axis=1).min())
 
     def _stored_features(self, key: int) -> LocalFeatures:
@@ -401,32 +419,68 @@ class DefaultMethod:
             return
         key = self._next_key
         self._next_key += 1
-        stored = _StoredImage(key, decision.cluster_id, sig.code.copy(), sig.sha256)
-        self._images[decision.image_id] = stored
-        self._id_of_key[key] = decision.image_id
-        self._by_sha.setdefault(sig.sha256, decision.image_id)
+        self._images[decision.image_id] = key
+        self._id_of_key.append(decision.image_id)
+        self._sha.add(key, _sha_code(sig.sha256))
         self._hashes.add(key, sig.code)
         self._coarse.add(key, sig.coarse[0])
         self._words.add(key, sig.local.keypoints.descriptors)
         self._store.put(key, local_features_to_bytes(sig.local))
         if decision.kind is DecisionKind.NEW_CLUSTER:
-            self._clusters.found(decision.cluster_id, sig.code)
+            self._clusters.found(decision.cluster_id, key)
         else:
-            self._clusters.join(decision.cluster_id, sig.code)
+            self._clusters.join(decision.cluster_id, sig.code, key)
+
+    def bulk_load(
+        self,
+        image_ids: list[str],
+        cluster_ids: list[str],
+        sha256s: list[bytes],
+        codes: np.ndarray,
+        coarse: np.ndarray,
+        words: np.ndarray,
+        records: list[bytes] | None = None,
+    ) -> None:
+        """Store many non-duplicate images at once (snapshot load, benchmark fill).
+
+        Row i is image ``image_ids[i]`` in cluster ``cluster_ids[i]`` (founded by its first
+        member in order, joined by the later ones), with 256-bit ``codes[i]``, 64-bit
+        ``coarse[i]`` and posted visual words ``words[i]`` (``visual_words.word_rows`` of the
+        keypoint descriptors); ``records`` are the local-feature records for the FeatureStore
+        (none: the caller has put them already, under the next keys in order). The same state
+        as ``apply`` of NEW_CLUSTER / MERGE_CENTER decisions one by one, built with one rebuild
+        per index.
+        """
+        n = len(image_ids)
+        keys = np.arange(self._next_key, self._next_key + n, dtype=np.int64)
+        self._next_key += n
+        for key, image_id in zip(keys.tolist(), image_ids, strict=True):
+            self._images[image_id] = key
+        shas = np.frombuffer(b"".join(h[:SHA256_INDEX_BYTES] for h in sha256s), np.uint8)
+        self._sha.add_many(keys, shas.reshape(n, SHA256_INDEX_BYTES))
+        self._id_of_key.extend(image_ids)
+        self._hashes.add_many(keys, codes)
+        self._coarse.add_many(keys, coarse)
+        self._words.add_many(keys, words)
+        if records is not None:
+            for key, rec in zip(keys.tolist(), records, strict=True):
+                self._store.put(key, rec)
+        self._clusters.add_many(cluster_ids, codes, keys)
 
     def remove(self, image_id: str) -> None:
-        stored = self._images.pop(image_id, None)
-        if stored is None:
+        key = self._images.pop(image_id, None)
+        if key is None:
             return
-        lf = self._stored_features(stored.key)
-        self._words.remove(stored.key, lf.keypoints.descriptors)
-        self._store.delete(stored.key)
-        self._hashes.remove(stored.key)
-        self._coarse.remove(stored.key)
-        del self._id_of_key[stored.key]
-        if self._by_sha.get(stored.sha256) == image_id:
-            del self._by_sha[stored.sha256]
-        self._clusters.leave(stored.cluster_id, stored.code)
+        lf = self._stored_features(key)
+        code = self._code_of(key)
+        self._words.remove(key, lf.keypoints.descriptors)
+        self._store.delete(key)
+        self._hashes.remove(key)
+        self._coarse.remove(key)
+        cluster_id = self._clusters.cluster_of(key)
+        self._id_of_key[key] = None
+        self._sha.remove(key)
+        self._clusters.leave(cluster_id, code, key)
 
     # ------------------------------------------------------------------ introspection
     def __len__(self) -> int:
@@ -436,12 +490,14 @@ class DefaultMethod:
         return len(self._clusters)
 
     def memory_bytes(self) -> int:
-        """In-memory index bytes (excluding the feature store)."""
-        per_image = HASH_BYTES + 32 + 3 * 64  # code, sha, ids and dict overheads (estimate)
+        """In-memory index bytes (excluding the feature store), Python objects included."""
+        ids = sys.getsizeof(self._images) + sys.getsizeof(self._id_of_key)
+        ids += sum(sys.getsizeof(k) + _INT_BYTES for k in self._images)
         return (
             self._hashes.nbytes()
             + self._coarse.nbytes()
+            + self._sha.nbytes()
             + self._words.nbytes()
             + self._clusters.nbytes()
-            + per_image * len(self._images)
+            + ids
         )

@@ -1,11 +1,25 @@
 """Inverted index of binary visual words: the crop/rotation-robust shortlist.
 
 Why bit-sampling words instead of a trained vocabulary: ORB's 256 tests were learned to be
-uncorrelated and balanced, so a fixed group of 16 descriptor bits is already a locality-sensitive
-hash with 65,536 roughly even buckets, and it needs no training data shipped with the product.
-A matching keypoint pair (distance ~10-30 bits) shares a word with probability 0.2-0.5 per table;
-random pairs with 1/65,536. Each stored image posts only its WORDS_PER_IMAGE strongest keypoints
-(memory), a query votes with all of its keypoints, each distinct word weighted by its rarity.
+uncorrelated and balanced, so a fixed group of WORD_BITS descriptor bits is already a
+locality-sensitive hash with 2^WORD_BITS roughly even buckets, and it needs no training data
+shipped with the product. A matching keypoint pair (distance ~10-30 bits) shares a word with
+probability ~0.1-0.4 per table; random pairs with 2^-WORD_BITS. Each stored image posts only its
+WORDS_PER_IMAGE strongest keypoints (memory), a query votes with all of its keypoints, each
+distinct word weighted by its rarity.
+
+Scale (the reason for this layout): a query reads every posting of its ~1,000 distinct words, so
+the words must be rare enough that a posting list stays short at millions of images. With 20-bit
+words in 2 tables (2^21 words) and 96 postings per image, a list holds ~46 images at 1M stored
+instead of ~1,500 with 16-bit words; lists longer than MAX_POSTINGS are stop words and skipped.
+
+Memory: postings are compressed-sparse-row arrays, not Python lists. The word space is split
+into 2^b buckets (b grows with the number of postings so the offsets array stays under ~1 byte
+per posting); a posting stores the image key (uint32) and, when b < the word's bits, the
+word's remaining low bits (uint8/uint16) to reject bucket-mates. So a posting costs 4-6 bytes
+(4 at 1M). New images go to a small *delta* (word -> list of keys, scanned with dict lookups)
+merged into the CSR arrays when it holds DELTA_IMAGES images (one O(postings) insert).
+Removal is a tombstone (a per-key liveness bit), compacted at the next full rebuild.
 """
 
 from __future__ import annotations
@@ -15,100 +29,267 @@ from dataclasses import dataclass
 import numpy as np
 
 WORD_TABLES = 2
-WORD_BYTES = 2
-WORDS_PER_IMAGE = 96
+WORD_BITS = 22
+WORDS_PER_IMAGE = 64
 STOP_WORD_FRACTION = 0.05
 STOP_WORD_MIN_DF = 20
+MAX_POSTINGS = 2000  # a word posted by more images than this says nothing and costs the most
+DELTA_IMAGES = 2048
+_SPACE_BITS = WORD_BITS + (WORD_TABLES - 1).bit_length()
 
 
 @dataclass(frozen=True)
 class WordVotes:
-    """A stored image's key and the number of query keypoints that voted for it."""
+    """A stored image's key and the idf-weighted vote of the query's words."""
 
     key: int
     votes: float
 
 
 def words_of(descriptors: np.ndarray) -> np.ndarray:
-    """(N, WORD_TABLES) int64 words; table t uses descriptor bytes [2t, 2t+2)."""
+    """(N, WORD_TABLES) int64 words; table t uses the WORD_BITS descriptor bits starting at bit
+    WORD_BITS * t (big-endian within the descriptor), tagged with t in the top bits."""
     n = descriptors.shape[0]
     out = np.empty((n, WORD_TABLES), np.int64)
+    if n == 0:
+        return out
+    n_bytes = (WORD_BITS * WORD_TABLES + 7) // 8 + 1
+    head = descriptors[:, :n_bytes].astype(np.int64)
+    acc = np.zeros(n, np.int64)
+    for j in range(n_bytes):
+        acc = (acc << 8) | head[:, j]
+    total = 8 * n_bytes
+    mask = (1 << WORD_BITS) - 1
     for t in range(WORD_TABLES):
-        b = descriptors[:, WORD_BYTES * t : WORD_BYTES * (t + 1)].astype(np.int64)
-        out[:, t] = (b[:, 0] << 8) | b[:, 1]
-    return out + (np.arange(WORD_TABLES, dtype=np.int64) << 16)[None, :]
+        out[:, t] = ((acc >> (total - WORD_BITS * (t + 1))) & mask) | (t << WORD_BITS)
+    return out
+
+
+def posted_words(descriptors: np.ndarray) -> np.ndarray:
+    """The distinct words a stored image posts (its WORDS_PER_IMAGE strongest keypoints)."""
+    return np.unique(words_of(descriptors[:WORDS_PER_IMAGE]).reshape(-1))
+
+
+def word_rows(descriptor_sets: list[np.ndarray]) -> np.ndarray:
+    """(n, WORDS_PER_IMAGE * WORD_TABLES) int64: each image's posted words, padded with -1
+    (the input of ``VisualWordIndex.add_many``)."""
+    out = np.full((len(descriptor_sets), WORDS_PER_IMAGE * WORD_TABLES), -1, np.int64)
+    for i, d in enumerate(descriptor_sets):
+        w = posted_words(d)
+        out[i, : w.size] = w
+    return out
 
 
 class VisualWordIndex:
-    """word -> posting list of image keys (numpy int64 arrays, rebuilt lazily after changes)."""
+    """word -> image keys, as CSR arrays plus a small dict delta (see module docstring)."""
 
     def __init__(self) -> None:
-        self._lists: dict[int, list[int]] = {}
-        self._arrays: dict[int, np.ndarray] = {}
-        self._dirty: set[int] = set()
+        self._bucket_bits = 0
+        self._offsets = np.zeros(2, np.uint32)
+        self._keys = np.zeros(0, np.uint32)
+        self._resid = np.zeros(0, np.uint16)
+        self._delta: dict[int, list[int]] = {}
+        self._delta_images = 0
+        self._alive = np.zeros(0, bool)
         self._n_postings = 0
+        self._n_dead_postings = 0
         self._n_images = 0
 
+    # ----------------------------------------------------------------- updates
+    def _mark(self, key: int, alive: bool) -> None:
+        if key >= len(self._alive):
+            grown = np.zeros(max(key + 1, 2 * len(self._alive), 1024), bool)
+            grown[: len(self._alive)] = self._alive
+            self._alive = grown
+        self._alive[key] = alive
+
     def add(self, key: int, descriptors: np.ndarray) -> None:
-        words = np.unique(words_of(descriptors[:WORDS_PER_IMAGE]).reshape(-1))
+        words = posted_words(descriptors)
         for w in words.tolist():
-            self._lists.setdefault(w, []).append(key)
-            self._dirty.add(w)
+            self._delta.setdefault(w, []).append(key)
+        self._mark(key, True)
         self._n_postings += int(words.size)
         self._n_images += 1
+        self._delta_images += 1
+        if self._delta_images >= DELTA_IMAGES:
+            self._merge_delta()
+
+    def add_many(self, keys: np.ndarray, words: np.ndarray) -> None:
+        """Bulk-load: row i of ``words`` holds image ``keys[i]``'s posted words (``word_rows``:
+        distinct, padded with -1); one rebuild. The path for loading a snapshot or a benchmark
+        store, where a million ``add`` calls would cost minutes of Python."""
+        keys = np.asarray(keys, np.int64).ravel()
+        words = np.asarray(words).reshape(len(keys), -1)
+        real = words >= 0
+        post_w = words[real].astype(np.int64)
+        post_k = np.repeat(keys, real.sum(axis=1).astype(np.int64))
+        if len(keys):
+            self._mark(int(keys.max()), True)
+            self._alive[keys] = True
+        self._n_postings += int(post_w.size)
+        self._n_images += len(keys)
+        if self._delta:
+            dw, dk = self._delta_postings()
+            self._delta, self._delta_images = {}, 0
+            post_w, post_k = np.concatenate([post_w, dw]), np.concatenate([post_k, dk])
+        if len(self._keys):
+            cw, ck = self._all_postings()
+            post_w, post_k = np.concatenate([cw, post_w]), np.concatenate([ck, post_k])
+        self._rebuild(post_w, post_k)
 
     def remove(self, key: int, descriptors: np.ndarray) -> None:
-        words = np.unique(words_of(descriptors[:WORDS_PER_IMAGE]).reshape(-1))
+        words = posted_words(descriptors)
+        if key >= len(self._alive) or not self._alive[key]:
+            return
+        self._alive[key] = False
         self._n_images -= 1
+        self._n_postings -= int(words.size)
+        in_delta = 0
         for w in words.tolist():
-            lst = self._lists.get(w)
+            lst = self._delta.get(w)
             if lst is not None and key in lst:
                 lst.remove(key)
-                self._n_postings -= 1
-                self._dirty.add(w)
+                in_delta += 1
                 if not lst:
-                    del self._lists[w]
+                    del self._delta[w]
+        if in_delta:
+            self._delta_images -= 1
+        else:
+            self._n_dead_postings += int(words.size)
 
-    def _postings(self, w: int) -> np.ndarray | None:
-        if w in self._dirty:
-            self._dirty.discard(w)
-            lst = self._lists.get(w)
-            if lst is None:
-                self._arrays.pop(w, None)
-            else:
-                self._arrays[w] = np.asarray(lst, dtype=np.int64)
-        return self._arrays.get(w)
+    # ----------------------------------------------------------------- CSR internals
+    def _all_postings(self) -> tuple[np.ndarray, np.ndarray]:
+        """(words, keys) of every CSR posting (dead ones included)."""
+        r = _SPACE_BITS - self._bucket_bits
+        counts: np.ndarray = np.diff(self._offsets.astype(np.int64))
+        buckets = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+        words = buckets << r
+        if r:
+            words |= self._resid.astype(np.int64)
+        return words, self._keys.astype(np.int64)
+
+    def _delta_postings(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self._delta:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        lens = [len(v) for v in self._delta.values()]
+        words = np.repeat(np.fromiter(self._delta.keys(), np.int64, len(lens)), lens)
+        keys = np.fromiter((k for v in self._delta.values() for k in v), np.int64, sum(lens))
+        return words, keys
+
+    @staticmethod
+    def _bits_for(n_postings: int) -> int:
+        return int(np.clip(int(np.log2(max(n_postings, 2))) - 2, 1, _SPACE_BITS))
+
+    def _merge_delta(self) -> None:
+        dw, dk = self._delta_postings()
+        self._delta = {}
+        self._delta_images = 0
+        n_csr = len(self._keys)
+        bits = self._bits_for(n_csr + len(dw))
+        if bits != self._bucket_bits or self._n_dead_postings * 4 > max(n_csr, 1):
+            cw, ck = self._all_postings()
+            self._rebuild(np.concatenate([cw, dw]), np.concatenate([ck, dk]))
+            return
+        r = _SPACE_BITS - bits
+        order = np.argsort(dw, kind="stable")
+        dw, dk = dw[order], dk[order]
+        buckets = dw >> r
+        at = self._offsets[buckets + 1].astype(np.int64)
+        self._keys = np.insert(self._keys, at, dk.astype(np.uint32))
+        if r:
+            self._resid = np.insert(
+                self._resid, at, (dw & ((1 << r) - 1)).astype(self._resid.dtype)
+            )
+        added = np.bincount(buckets, minlength=len(self._offsets) - 1)
+        self._offsets[1:] += np.cumsum(added).astype(np.uint32)
+
+    def _rebuild(self, words: np.ndarray, keys: np.ndarray) -> None:
+        """CSR arrays from all (word, key) postings, dropping dead keys."""
+        live = self._alive[keys]
+        words, keys = words[live], keys[live]
+        bits = self._bits_for(len(words))
+        r = _SPACE_BITS - bits
+        order = np.argsort(words, kind="stable")
+        words = words[order]
+        self._keys = keys[order].astype(np.uint32)
+        rdtype = np.uint8 if r <= 8 else np.uint16
+        self._resid = (words & ((1 << r) - 1)).astype(rdtype) if r else np.zeros(0, np.uint8)
+        self._offsets = np.zeros((1 << bits) + 1, np.uint32)
+        np.cumsum(np.bincount(words >> r, minlength=1 << bits), out=self._offsets[1:])
+        self._bucket_bits = bits
+        self._n_dead_postings = 0
+
+    # ----------------------------------------------------------------- query
+    def _lookup(self, qwords: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(query-word index, key) of every posting of the given distinct words."""
+        out_w: list[np.ndarray] = []
+        out_k: list[np.ndarray] = []
+        if len(self._keys):
+            r = _SPACE_BITS - self._bucket_bits
+            buckets = qwords >> r
+            starts = self._offsets[buckets].astype(np.int64)
+            lengths = self._offsets[buckets + 1].astype(np.int64) - starts
+            # a bucket longer than the cutoff can only hold words too common to matter
+            lengths[lengths > 2 * MAX_POSTINGS] = 0
+            total = int(lengths.sum())
+            if total:
+                nz = np.flatnonzero(lengths)
+                starts, lengths = starts[nz], lengths[nz]
+                cum = np.cumsum(lengths)
+                idx = np.arange(total, dtype=np.int64) + np.repeat(
+                    starts - (cum - lengths), lengths
+                )
+                widx = np.repeat(nz, lengths)
+                keys = self._keys[idx]
+                if r:
+                    ok = self._resid[idx] == (qwords[widx] & ((1 << r) - 1))
+                    widx, keys = widx[ok], keys[ok]
+                out_w.append(widx)
+                out_k.append(keys.astype(np.int64))
+        if self._delta:
+            for i, w in enumerate(qwords.tolist()):
+                lst = self._delta.get(w)
+                if lst:
+                    out_w.append(np.full(len(lst), i, np.int64))
+                    out_k.append(np.asarray(lst, np.int64))
+        if not out_w:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        w_all, k_all = np.concatenate(out_w), np.concatenate(out_k)
+        live = self._alive[k_all]
+        return w_all[live], k_all[live]
 
     def query(self, descriptors: np.ndarray, limit: int, min_words: int) -> list[WordVotes]:
         """The ``limit`` images with the highest idf-weighted vote (ties: earlier key first)
         among those sharing at least ``min_words`` distinct words with the query.
 
-        Each query word that an image posted adds log(N / df) to that image's score: common
+        Each query word that an image posted adds log(N / df) + 1 to that image's score: common
         words (flat patches, noise grain) are posted by many images and say almost nothing, so
         raw counts let unrelated textured images outvote a true copy. Words posted by more than
-        STOP_WORD_FRACTION of the images are skipped outright (they cost the most to read).
+        STOP_WORD_FRACTION of the images (or MAX_POSTINGS) are skipped outright.
         """
-        if descriptors.shape[0] == 0 or not self._lists:
+        if descriptors.shape[0] == 0 or self._n_images <= 0:
             return []
         n = max(1, self._n_images)
-        max_df = max(STOP_WORD_MIN_DF, int(STOP_WORD_FRACTION * n))
-        keys: list[np.ndarray] = []
-        weights: list[float] = []
-        for w in np.unique(words_of(descriptors)).tolist():
-            arr = self._postings(w)
-            if arr is not None and arr.size <= max_df:
-                keys.append(arr)
-                weights.append(float(np.log(n / arr.size)) + 1.0)
-        if not keys:
+        max_df = min(MAX_POSTINGS, max(STOP_WORD_MIN_DF, int(STOP_WORD_FRACTION * n)))
+        qwords = np.unique(words_of(descriptors))
+        widx, keys = self._lookup(qwords)
+        if keys.size == 0:
             return []
-        lengths = np.fromiter((a.size for a in keys), np.int64, len(keys))
-        img, inverse = np.unique(np.concatenate(keys), return_inverse=True)
-        score = np.bincount(inverse, weights=np.repeat(np.asarray(weights), lengths))
+        df = np.bincount(widx, minlength=len(qwords))
+        weight = np.log(n / np.maximum(df, 1)) + 1.0
+        use = df[widx] <= max_df
+        widx, keys = widx[use], keys[use]
+        if keys.size == 0:
+            return []
+        img, inverse = np.unique(keys, return_inverse=True)
+        score = np.bincount(inverse, weights=weight[widx])
         count = np.bincount(inverse)
         eligible = np.flatnonzero(count >= min_words)
         order = eligible[np.lexsort((img[eligible], -score[eligible]))]
         return [WordVotes(int(img[j]), float(score[j])) for j in order[:limit]]
 
     def nbytes(self) -> int:
-        """Approximate memory of the postings (8 bytes per posting as stored in arrays)."""
-        return 8 * self._n_postings
+        """Bytes of the CSR arrays and liveness bits, plus an estimate for the dict delta."""
+        arrays = self._offsets.nbytes + self._keys.nbytes + self._resid.nbytes
+        delta = sum(len(v) for v in self._delta.values()) * 40 + len(self._delta) * 100
+        return int(arrays + self._alive.nbytes + delta)
