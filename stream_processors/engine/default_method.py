@@ -100,7 +100,7 @@ class ShortlistParams:
     close_hash_distance: hash neighbours this close are verified before word candidates.
     """
 
-    hash_radius: int = 48
+    hash_radius: int = 40
     hash_limit: int = 3
     coarse_radius: int = 6
     coarse_limit: int = 3

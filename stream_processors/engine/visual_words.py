@@ -209,7 +209,7 @@ class VisualWordIndex:
         words, keys = words[live], keys[live]
         bits = self._bits_for(len(words))
         r = _SPACE_BITS - bits
-        order = np.argsort(words, kind="stable")
+        order = np.argsort(words.astype(np.uint32))  # order within a word is irrelevant
         words = words[order]
         self._keys = keys[order].astype(np.uint32)
         rdtype = np.uint8 if r <= 8 else np.uint16

@@ -1,0 +1,68 @@
+"""VisualWordIndex (CSR postings + delta + tombstones) answers like a plain inverted index."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stream_processors.engine import visual_words as vw
+
+
+def _reference(
+    descs: dict[int, np.ndarray], query: np.ndarray, limit: int, min_words: int
+) -> list[tuple[int, float]]:
+    n = len(descs)
+    post: dict[int, list[int]] = {}
+    for key, d in descs.items():
+        for w in vw.posted_words(d).tolist():
+            post.setdefault(w, []).append(key)
+    max_df = min(vw.MAX_POSTINGS, max(vw.STOP_WORD_MIN_DF, int(vw.STOP_WORD_FRACTION * n)))
+    score: dict[int, float] = {}
+    count: dict[int, int] = {}
+    for w in np.unique(vw.words_of(query)).tolist():
+        keys = post.get(w)
+        if not keys or len(keys) > max_df:
+            continue
+        for key in keys:
+            score[key] = score.get(key, 0.0) + float(np.log(n / len(keys))) + 1.0
+            count[key] = count.get(key, 0) + 1
+    ok = sorted((k for k in score if count[k] >= min_words), key=lambda k: (-score[k], k))
+    return [(k, score[k]) for k in ok[:limit]]
+
+
+def test_index_matches_a_plain_inverted_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vw, "DELTA_IMAGES", 50)
+    rng = np.random.default_rng(0)
+    idx = vw.VisualWordIndex()
+    base = rng.integers(0, 256, (30, 200, 32), dtype=np.uint8)
+    first = base[rng.integers(0, 30, 100)].copy()
+    first[rng.random(first.shape) < 0.01] ^= 1
+    idx.add_many(np.arange(100), vw.word_rows(list(first)))
+    live = {k: first[k] for k in range(100)}
+    checked = 0
+    for key in range(100, 400):
+        d = base[rng.integers(0, 30)].copy()
+        d[rng.random(d.shape) < 0.01] ^= 1
+        idx.add(key, d)
+        live[key] = d
+        if rng.random() < 0.1:
+            gone = int(rng.choice(list(live)))
+            idx.remove(gone, live.pop(gone))
+        if key % 23 == 0:
+            q = base[rng.integers(0, 30)]
+            got = [(v.key, v.votes) for v in idx.query(q, 1000, 3)]
+            want = _reference(live, q, 1000, 3)
+            # equal scores may differ in the last float bits (summation order): compare rounded
+            assert sorted((-round(s, 6), k) for k, s in got) == sorted(
+                (-round(s, 6), k) for k, s in want
+            )
+            checked += bool(got)
+    assert checked > 5
+
+
+def test_words_differ_per_table_and_fit_the_word_space() -> None:
+    d = np.random.default_rng(1).integers(0, 256, (50, 32), dtype=np.uint8)
+    w = vw.words_of(d)
+    assert w.shape == (50, vw.WORD_TABLES)
+    for t in range(vw.WORD_TABLES):
+        assert ((w[:, t] >> vw.WORD_BITS) == t).all()
