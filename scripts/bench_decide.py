@@ -15,21 +15,24 @@ What is measured, and why this way:
   trained to be balanced and uncorrelated). Synthetic clusters keep the dev set's ratio of
   clusters to images.
 * ``points`` times ``DefaultMethod.evaluate`` (the real decision, verification included).
-  Synthetic images enter through the method's public ``apply`` with NEW_CLUSTER/MERGE_CENTER
-  decisions made by the bench (so evaluate is not run a million times to fill the store). Their
-  local features go to a bench FeatureStore: real images' records are kept in memory; synthetic
-  records are not kept (in production they live on disk and are read only for candidates) and a
-  read returns one of a few random-image records, so a synthetic candidate costs a real
-  verification that fails. ``bytes_per_image`` is ``DefaultMethod.memory_bytes() / N`` (the
-  in-memory index; the feature store is excluded, as it is on disk).
+  Real originals enter through ``evaluate``/``apply``. Synthetic images enter through
+  ``DefaultMethod.bulk_load`` (the snapshot-load path: the same hash, layout-hash, SHA, visual-word
+  and cluster structures ``apply`` builds, with one index rebuild per size instead of a million
+  single inserts; 1M takes ~1-2 min). Each synthetic image gets a random SHA-256, a random 64-bit
+  layout hash, WORDS_PER_IMAGE * WORD_TABLES uniformly random visual words (what uniformly random
+  ORB descriptors give) and a cluster: a new one with the dev set's clusters-per-image ratio,
+  else a uniformly chosen earlier synthetic cluster (its id is its founder's image id, as in the
+  pipeline). Their local features go to a bench FeatureStore: real images' records are kept in
+  memory; synthetic records are not kept (in production they live on disk and are read only for
+  candidates) and a read returns one of a few random-image records, so a synthetic candidate
+  costs a real verification that fails. ``bytes_per_image`` is ``DefaultMethod.memory_bytes() /
+  N`` (the in-memory index, Python id objects included; the feature store is excluded, as it is
+  on disk).
 * ``index_points`` times the global-hash stage alone on ``HammingIndex`` bulk-loaded
-  (``add_many``): the 8 dihedral radius searches with the default method's shortlist radius and
+  (``add_many``): the QUERY_VARIANTS radius searches with the default method's shortlist radius and
   limit, plus the nearest-cluster-center search; ``bytes_per_image`` is both indexes' bytes / N.
   This is the part of the decision whose cost can grow with N; it isolates the index from the
   verification cost.
-
-Budget: the default-method fill stops (with a note) when the projected time for the next size
-exceeds ``--max-fill-seconds``; the index points always reach 1M (bulk load, ~2 s).
 """
 
 from __future__ import annotations

@@ -11,9 +11,10 @@ Compact state (clusters are numerous: at join distance 56 most images found thei
 one-member cluster's mean *is* its member's code, which the caller's member index (the image
 hash index, keyed by member key) already holds. So one-member clusters cost no center and no
 counts: ``nearest`` searches the member index for members alone in their cluster and a small
-center index for clusters of two or more members. Per-bit counts (uint16, 512 bytes; int32 past
-65,535 members) exist only for clusters that ever had two members. A one-member cluster costs
-its id's dict entry plus 8 bytes of arrays; every member costs 4 bytes (its cluster's key).
+center index for clusters of two or more members. Per-bit counts (uint8, 256 bytes, widened
+to uint16/uint32 past 254/65,534 members) exist only for clusters that ever had two members. A
+one-member cluster costs its id's dict entry plus 8 bytes of arrays; every member costs 4 bytes
+(its cluster's key).
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ _COUNT_OVERHEAD = 112  # numpy array object + dict entry
 class NearestCluster:
     cluster_id: str
     distance: int
+
+
+def _count_dtype(size: int) -> type[np.unsignedinteger]:
+    """The narrowest dtype that holds per-bit counts of ``size`` members."""
+    if size < 255:
+        return np.uint8
+    return np.uint16 if size < 65535 else np.uint32
 
 
 def _grow(a: np.ndarray, n: int, fill: int) -> np.ndarray:
@@ -59,7 +67,7 @@ class ClusterIndex:
         self._key_of: dict[str, int] = {}
         self._id_of: list[str | None] = []
         self._sizes = np.zeros(0, np.int32)
-        self._founder = np.zeros(0, np.int64)
+        self._founder = np.zeros(0, np.int32)
         self._cluster_of_member = np.zeros(0, np.int32)
         self._counts: dict[int, np.ndarray] = {}
 
@@ -151,10 +159,9 @@ class ClusterIndex:
     def _move(self, key: int, code: np.ndarray, sign: int) -> None:
         counts = self._counts.get(key)
         if counts is None:
-            counts = np.unpackbits(self._member_code(int(self._founder[key]))).astype(np.uint16)
+            counts = np.unpackbits(self._member_code(int(self._founder[key])))
         size = int(self._sizes[key]) + sign
-        if size >= np.iinfo(counts.dtype).max:
-            counts = counts.astype(np.int32)
+        counts = counts.astype(_count_dtype(size))
         bits = np.unpackbits(np.asarray(code, np.uint8).reshape(-1)).astype(counts.dtype)
         counts = counts + bits if sign > 0 else counts - bits
         self._counts[key] = counts
@@ -194,8 +201,7 @@ class ClusterIndex:
             self._cluster_of_member[members[more]] = key
             counts = np.unpackbits(codes[[first[cid], *more]], axis=1).sum(axis=0)
             size = len(more) + 1
-            dtype = np.uint16 if size < np.iinfo(np.uint16).max else np.int32
-            self._counts[key] = counts.astype(dtype)
+            self._counts[key] = counts.astype(_count_dtype(size))
             self._sizes[key] = size
             multi_keys.append(key)
             multi_centers.append(np.packbits(2 * counts > size))

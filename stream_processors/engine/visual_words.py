@@ -9,16 +9,22 @@ WORDS_PER_IMAGE strongest keypoints (memory), a query votes with all of its keyp
 distinct word weighted by its rarity.
 
 Scale (the reason for this layout): a query reads every posting of its ~1,000 distinct words, so
-the words must be rare enough that a posting list stays short at millions of images. With 20-bit
-words in 2 tables (2^21 words) and 96 postings per image, a list holds ~46 images at 1M stored
-instead of ~1,500 with 16-bit words; lists longer than MAX_POSTINGS are stop words and skipped.
+the words must be rare enough that a posting list stays short at millions of images. With 22-bit
+words in 2 tables (2^23 words) and 64 posted keypoints (128 postings) per image, a list holds ~16
+images at 1M stored instead of ~1,500 with 16-bit words and 96 keypoints, and a query costs ~1 ms
+at 1M; lists longer than MAX_POSTINGS are stop words and skipped. Measured on the dev set
+(scripts.evaluate): 16-bit x 2 tables x 96 keypoints recall 0.8391; 22-bit x 2 x 96 0.8391;
+22-bit x 2 x 64 0.8327; 22-bit x 2 x 48 0.8263; 24-bit x 1 x 96 0.8211 (precision unchanged).
+Longer words match less often, so a stored image needs few shared words
+(``ShortlistParams.word_min_words`` = 3; random sharing is ~0.016 words per image at 1M).
 
 Memory: postings are compressed-sparse-row arrays, not Python lists. The word space is split
-into 2^b buckets (b grows with the number of postings so the offsets array stays under ~1 byte
-per posting); a posting stores the image key (uint32) and, when b < the word's bits, the
-word's remaining low bits (uint8/uint16) to reject bucket-mates. So a posting costs 4-6 bytes
-(4 at 1M). New images go to a small *delta* (word -> list of keys, scanned with dict lookups)
-merged into the CSR arrays when it holds DELTA_IMAGES images (one O(postings) insert).
+into 2^b buckets (b grows with the number of postings so the offsets array stays under ~0.25 byte
+per posting); a posting is one uint32, the image key shifted left by r = word bits - b with the
+word's low r bits below it to reject bucket-mates (uint64 if keys outgrow 32 - r bits). So a
+posting costs ~4.5 bytes at any size. New images go to a small *delta* (word -> list of keys,
+read with dict lookups) merged into the CSR arrays when it holds DELTA_IMAGES images (one
+O(postings) insert).
 Removal is a tombstone (a per-key liveness bit), compacted at the next full rebuild.
 """
 
@@ -86,8 +92,8 @@ class VisualWordIndex:
     def __init__(self) -> None:
         self._bucket_bits = 0
         self._offsets = np.zeros(2, np.uint32)
-        self._keys = np.zeros(0, np.uint32)
-        self._resid = np.zeros(0, np.uint16)
+        # one posting = (image key << r) | the word's low r bits, r = word bits - bucket bits
+        self._post: np.ndarray = np.zeros(0, np.uint32)
         self._delta: dict[int, list[int]] = {}
         self._delta_images = 0
         self._alive = np.zeros(0, bool)
@@ -132,7 +138,7 @@ class VisualWordIndex:
             dw, dk = self._delta_postings()
             self._delta, self._delta_images = {}, 0
             post_w, post_k = np.concatenate([post_w, dw]), np.concatenate([post_k, dk])
-        if len(self._keys):
+        if len(self._post):
             cw, ck = self._all_postings()
             post_w, post_k = np.concatenate([cw, post_w]), np.concatenate([ck, post_k])
         self._rebuild(post_w, post_k)
@@ -163,10 +169,8 @@ class VisualWordIndex:
         r = _SPACE_BITS - self._bucket_bits
         counts: np.ndarray = np.diff(self._offsets.astype(np.int64))
         buckets = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-        words = buckets << r
-        if r:
-            words |= self._resid.astype(np.int64)
-        return words, self._keys.astype(np.int64)
+        post = self._post.astype(np.int64)
+        return (buckets << r) | (post & ((1 << r) - 1)), post >> r
 
     def _delta_postings(self) -> tuple[np.ndarray, np.ndarray]:
         if not self._delta:
@@ -178,13 +182,13 @@ class VisualWordIndex:
 
     @staticmethod
     def _bits_for(n_postings: int) -> int:
-        return int(np.clip(int(np.log2(max(n_postings, 2))) - 2, 1, _SPACE_BITS))
+        return int(np.clip(int(np.log2(max(n_postings, 2))) - 4, 1, _SPACE_BITS))
 
     def _merge_delta(self) -> None:
         dw, dk = self._delta_postings()
         self._delta = {}
         self._delta_images = 0
-        n_csr = len(self._keys)
+        n_csr = len(self._post)
         bits = self._bits_for(n_csr + len(dw))
         if bits != self._bucket_bits or self._n_dead_postings * 4 > max(n_csr, 1):
             cw, ck = self._all_postings()
@@ -195,11 +199,12 @@ class VisualWordIndex:
         dw, dk = dw[order], dk[order]
         buckets = dw >> r
         at = self._offsets[buckets + 1].astype(np.int64)
-        self._keys = np.insert(self._keys, at, dk.astype(np.uint32))
-        if r:
-            self._resid = np.insert(
-                self._resid, at, (dw & ((1 << r) - 1)).astype(self._resid.dtype)
-            )
+        if len(dk) and int(dk.max()).bit_length() + r > 8 * self._post.itemsize:
+            cw, ck = self._all_postings()  # keys outgrew the posting width
+            self._rebuild(np.concatenate([cw, dw]), np.concatenate([ck, dk]))
+            return
+        packed = ((dk << r) | (dw & ((1 << r) - 1))).astype(self._post.dtype)
+        self._post = np.insert(self._post, at, packed)
         added = np.bincount(buckets, minlength=len(self._offsets) - 1)
         self._offsets[1:] += np.cumsum(added).astype(np.uint32)
 
@@ -211,9 +216,10 @@ class VisualWordIndex:
         r = _SPACE_BITS - bits
         order = np.argsort(words.astype(np.uint32))  # order within a word is irrelevant
         words = words[order]
-        self._keys = keys[order].astype(np.uint32)
-        rdtype = np.uint8 if r <= 8 else np.uint16
-        self._resid = (words & ((1 << r) - 1)).astype(rdtype) if r else np.zeros(0, np.uint8)
+        keys = keys[order]
+        key_bits = int(keys.max()).bit_length() if len(keys) else 0
+        dtype = np.uint32 if key_bits + r <= 32 else np.uint64
+        self._post = ((keys << r) | (words & ((1 << r) - 1))).astype(dtype)
         self._offsets = np.zeros((1 << bits) + 1, np.uint32)
         np.cumsum(np.bincount(words >> r, minlength=1 << bits), out=self._offsets[1:])
         self._bucket_bits = bits
@@ -224,7 +230,7 @@ class VisualWordIndex:
         """(query-word index, key) of every posting of the given distinct words."""
         out_w: list[np.ndarray] = []
         out_k: list[np.ndarray] = []
-        if len(self._keys):
+        if len(self._post):
             r = _SPACE_BITS - self._bucket_bits
             buckets = qwords >> r
             starts = self._offsets[buckets].astype(np.int64)
@@ -240,12 +246,12 @@ class VisualWordIndex:
                     starts - (cum - lengths), lengths
                 )
                 widx = np.repeat(nz, lengths)
-                keys = self._keys[idx]
+                post = self._post[idx].astype(np.int64)
                 if r:
-                    ok = self._resid[idx] == (qwords[widx] & ((1 << r) - 1))
-                    widx, keys = widx[ok], keys[ok]
+                    ok = (post & ((1 << r) - 1)) == (qwords[widx] & ((1 << r) - 1))
+                    widx, post = widx[ok], post[ok]
                 out_w.append(widx)
-                out_k.append(keys.astype(np.int64))
+                out_k.append(post >> r)
         if self._delta:
             for i, w in enumerate(qwords.tolist()):
                 lst = self._delta.get(w)
@@ -290,6 +296,6 @@ class VisualWordIndex:
 
     def nbytes(self) -> int:
         """Bytes of the CSR arrays and liveness bits, plus an estimate for the dict delta."""
-        arrays = self._offsets.nbytes + self._keys.nbytes + self._resid.nbytes
+        arrays = self._offsets.nbytes + self._post.nbytes
         delta = sum(len(v) for v in self._delta.values()) * 40 + len(self._delta) * 100
         return int(arrays + self._alive.nbytes + delta)
