@@ -36,6 +36,9 @@ _DETAIL_SIGMA = 3.0
 _NCC_FLOOR = 0.6  # below any acceptance threshold
 _HIST_LEVELS = 256
 _SHIFT_TOLERANCE = 3  # pixels: a 3x3 neighbourhood
+_FLAT_WINDOW = 5  # pixels: window of the local contrast that tells content from flat background
+_FLAT_STD = 0.02  # local grey std (0..1) under which a thumbnail pixel is flat background
+_MIN_CONTENT = 0.05  # content-weighted coverage needs this fraction of pixels to be content
 
 _matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
 
@@ -205,6 +208,19 @@ def pixel_check(
     stored_area_in_q = max(1e-6, sw * sh * det)
     cover_q = n_valid / float(qw * qh)
     cover_s = min(1.0, n_valid / stored_area_in_q)
+    if n_valid >= 64:
+        # the part of either image outside the overlap may be flat background (a border, a pad,
+        # a vignetted margin that trimming kept): it carries no content, so it is not uncovered
+        in_s = cv2.warpAffine(
+            np.ones((qh, qw), np.uint8),
+            cv2.invertAffineTransform(affine),
+            (sw, sh),
+            flags=cv2.INTER_NEAREST,
+            borderValue=0,
+        )
+        valid_s = np.asarray(cv2.erode(in_s, np.ones((_VALID_ERODE, _VALID_ERODE), np.uint8))) > 0
+        cover_q = max(cover_q, _content_cover(q, valid))
+        cover_s = max(cover_s, _content_cover(s, valid_s))
     q_area, s_area = float(qw * qh), stored_area_in_q
     cover_small, cover_large = (cover_q, cover_s) if q_area <= s_area else (cover_s, cover_q)
     if n_valid < 64:
@@ -246,6 +262,24 @@ def pixel_check(
     bad_faint = float((faint[valid] > 0).mean())
     detail_ncc = _detail_ncc(qf.mean(axis=2), s_img.mean(axis=2), valid)
     return PixelCheck(cover_small, cover_large, ncc, bad, bad_center, bad_faint, detail_ncc)
+
+
+def _content_cover(img: np.ndarray, covered: np.ndarray) -> float:
+    """Fraction of an image's content pixels (not flat background) inside ``covered``.
+
+    Content is where the grey level varies within a _FLAT_WINDOW window by more than _FLAT_STD;
+    an image with almost no content (under _MIN_CONTENT of its pixels) gets 0, so the caller
+    keeps the plain area coverage.
+    """
+    grey = img.mean(axis=2).astype(np.float32)
+    k = (_FLAT_WINDOW, _FLAT_WINDOW)
+    mean = cv2.blur(grey, k)
+    var = cv2.blur(grey * grey, k) - mean * mean
+    content = var > _FLAT_STD**2
+    n = int(content.sum())
+    if n < _MIN_CONTENT * content.size:
+        return 0.0
+    return float((content & covered).sum()) / n
 
 
 def _detail_ncc(q: np.ndarray, s: np.ndarray, valid: np.ndarray) -> float:
