@@ -1,0 +1,100 @@
+"""The aligned pixel check of verify.py on synthetic pairs built from scikit-image pictures."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from skimage import data
+
+from stream_processors.engine.verify import (
+    PixelThresholds,
+    _content_cover,
+    pixel_check,
+)
+
+PIXELS = PixelThresholds()
+THUMB = 192
+
+
+def _thumb(rgb: np.ndarray, long_side: int = THUMB) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    s = long_side / max(h, w)
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    return np.ascontiguousarray(cv2.resize(bgr, size, interpolation=cv2.INTER_AREA))
+
+
+def _identity(query: np.ndarray, stored: np.ndarray) -> np.ndarray:
+    qh, qw = query.shape[:2]
+    sh, sw = stored.shape[:2]
+    return np.array([[qw / sw, 0.0, 0.0], [0.0, qh / sh, 0.0]])
+
+
+def _inset(stored: np.ndarray, canvas: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Paste ``stored`` scaled by ``scale`` into the middle of ``canvas``; return it, affine."""
+    ch, cw = canvas.shape[:2]
+    sh, sw = stored.shape[:2]
+    w, h = round(sw * scale), round(sh * scale)
+    x0, y0 = (cw - w) // 2, (ch - h) // 2
+    out = canvas.copy()
+    out[y0 : y0 + h, x0 : x0 + w] = cv2.resize(stored, (w, h), interpolation=cv2.INTER_AREA)
+    affine = np.array([[w / sw, 0.0, float(x0)], [0.0, h / sh, float(y0)]])
+    return out, affine
+
+
+def test_identical_thumbnails_pass() -> None:
+    t = _thumb(data.astronaut())
+    ev = pixel_check(t, t, _identity(t, t))
+    assert ev.passes(PIXELS)
+    assert ev.cover_small > 0.9 and ev.ncc > 0.99
+
+
+def test_jpeg_reencode_passes() -> None:
+    t = _thumb(data.chelsea())
+    ok, buf = cv2.imencode(".jpg", t, [cv2.IMWRITE_JPEG_QUALITY, 60])
+    assert ok
+    q = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    assert q is not None
+    assert pixel_check(q, t, _identity(q, t)).passes(PIXELS)
+
+
+def test_opaque_changed_block_fails() -> None:
+    """A changed detail (a CryptoPunk trait, a card pip) is a different artwork."""
+    t = _thumb(data.astronaut())
+    q = t.copy()
+    q[60:76, 90:106] = (20, 200, 40)
+    assert not pixel_check(q, t, _identity(q, t)).passes(PIXELS)
+
+
+def test_flat_margin_outside_the_overlap_is_not_uncovered() -> None:
+    """A picture inside a wide flat (vignetted) margin: all content is covered."""
+    stored = _thumb(data.coffee(), 128)
+    yy, xx = np.mgrid[0:THUMB, 0:THUMB].astype(np.float32)
+    r = np.hypot(yy - THUMB / 2, xx - THUMB / 2) / THUMB
+    margin = np.clip(235 - 60 * r * r, 0, 255).astype(np.uint8)  # a smooth vignette
+    canvas = np.repeat(margin[..., None], 3, axis=2)
+    query, affine = _inset(stored, canvas, 0.6)
+    area_cover = affine[0, 0] * affine[1, 1] * stored.shape[0] * stored.shape[1] / THUMB**2
+    assert area_cover < PIXELS.min_cover_large  # the plain area fraction alone would reject
+    ev = pixel_check(query, stored, affine)
+    assert ev.cover_large >= PIXELS.min_cover_large
+    assert ev.passes(PIXELS)
+
+
+def test_content_outside_the_overlap_still_counts() -> None:
+    """The same inset inside another picture is a small part of a different image."""
+    stored = _thumb(data.coffee(), 128)
+    canvas = _thumb(data.astronaut())[:THUMB, :THUMB]
+    query, affine = _inset(stored, canvas, 0.6)
+    ev = pixel_check(query, stored, affine)
+    assert ev.cover_large < PIXELS.min_cover_large
+    assert not ev.passes(PIXELS)
+
+
+def test_content_cover_ignores_flat_pixels() -> None:
+    img = np.full((64, 64, 3), 0.5, np.float32)
+    assert _content_cover(img, np.ones((64, 64), bool)) == 0.0  # no content at all
+    img[16:48, 16:48] = np.random.default_rng(0).random((32, 32, 3), dtype=np.float32)
+    covered = np.zeros((64, 64), bool)
+    covered[12:52, 12:52] = True
+    assert _content_cover(img, covered) > 0.99
