@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import struct
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -277,10 +278,13 @@ class DefaultMethod:
         # reflection parity, or the words of the upright or mirrored keypoints
         views: dict[int, list[bool]] = {k: [_is_reflection(v)] for k, (_, v) in hash_hits.items()}
         scored: dict[int, float] = {}
-        for mirrored, kps in ((False, sig.local.keypoints), (True, sig.mirror)):
-            for wv in self._words.query(
-                kps.descriptors, SHORTLIST.word_limit, SHORTLIST.word_min_words
-            ):
+        by_view = self._words.query_views(
+            [sig.local.keypoints.descriptors, sig.mirror.descriptors],
+            SHORTLIST.word_limit,
+            SHORTLIST.word_min_words,
+        )
+        for mirrored, hits in zip((False, True), by_view, strict=True):
+            for wv in hits:
                 scored[wv.key] = max(scored.get(wv.key, 0.0), wv.votes)
                 if mirrored not in views.setdefault(wv.key, []):
                     views[wv.key].append(mirrored)
@@ -321,6 +325,24 @@ class DefaultMethod:
             float(near.distance),
             Evidence.CLUSTER,
         )
+
+    def shortlist_ms(self, sig: DefaultSignature) -> dict[str, float]:
+        """Milliseconds of the index work of one decision, by stage (no verification): the part
+        whose cost depends on the number stored. ``cluster`` is paid by non-duplicates only.
+        For benchmarks."""
+        t0 = time.perf_counter()
+        self._sha.search(_sha_code(sig.sha256), 0, 1)
+        self._hash_candidates(sig)
+        t1 = time.perf_counter()
+        self._words.query_views(
+            [sig.local.keypoints.descriptors, sig.mirror.descriptors],
+            SHORTLIST.word_limit,
+            SHORTLIST.word_min_words,
+        )
+        t2 = time.perf_counter()
+        self._clusters.nearest(sig.code)
+        t3 = time.perf_counter()
+        return {"hash": (t1 - t0) * 1e3, "words": (t2 - t1) * 1e3, "cluster": (t3 - t2) * 1e3}
 
     def _duplicate(self, upload_id: str, image_id: str, dist: float, how: str) -> Decision:
         stored = self._images[image_id]

@@ -19,7 +19,7 @@ Longer words match less often, so a stored image needs few shared words
 (``ShortlistParams.word_min_words`` = 3; random sharing is ~0.016 words per image at 1M).
 
 Memory: postings are compressed-sparse-row arrays, not Python lists. The word space is split
-into 2^b buckets (b grows with the number of postings so the offsets array stays under ~0.25 byte
+into 2^b buckets (b grows with the number of postings so the offsets array stays under ~0.5 byte
 per posting); a posting is one uint32, the image key shifted left by r = word bits - b with the
 word's low r bits below it to reject bucket-mates (uint64 if keys outgrow 32 - r bits). So a
 posting costs ~4.5 bytes at any size. New images go to a small *delta* (word -> list of keys,
@@ -182,7 +182,7 @@ class VisualWordIndex:
 
     @staticmethod
     def _bits_for(n_postings: int) -> int:
-        return int(np.clip(int(np.log2(max(n_postings, 2))) - 4, 1, _SPACE_BITS))
+        return int(np.clip(int(np.log2(max(n_postings, 2))) - 3, 1, _SPACE_BITS))
 
     def _merge_delta(self) -> None:
         dw, dk = self._delta_postings()
@@ -273,26 +273,43 @@ class VisualWordIndex:
         raw counts let unrelated textured images outvote a true copy. Words posted by more than
         STOP_WORD_FRACTION of the images (or MAX_POSTINGS) are skipped outright.
         """
-        if descriptors.shape[0] == 0 or self._n_images <= 0:
-            return []
+        return self.query_views([descriptors], limit, min_words)[0]
+
+    def query_views(
+        self, views: list[np.ndarray], limit: int, min_words: int
+    ) -> list[list[WordVotes]]:
+        """``query`` for several descriptor sets (e.g. an image and its mirror) with one read of
+        the postings of all their words."""
+        out: list[list[WordVotes]] = [[] for _ in views]
+        if self._n_images <= 0:
+            return out
+        qwords = [np.unique(words_of(d)) for d in views]
+        all_words = np.unique(np.concatenate(qwords))
+        if all_words.size == 0:
+            return out
         n = max(1, self._n_images)
         max_df = min(MAX_POSTINGS, max(STOP_WORD_MIN_DF, int(STOP_WORD_FRACTION * n)))
-        qwords = np.unique(words_of(descriptors))
-        widx, keys = self._lookup(qwords)
+        widx, keys = self._lookup(all_words)
         if keys.size == 0:
-            return []
-        df = np.bincount(widx, minlength=len(qwords))
+            return out
+        df = np.bincount(widx, minlength=len(all_words))
         weight = np.log(n / np.maximum(df, 1)) + 1.0
         use = df[widx] <= max_df
         widx, keys = widx[use], keys[use]
-        if keys.size == 0:
-            return []
-        img, inverse = np.unique(keys, return_inverse=True)
-        score = np.bincount(inverse, weights=weight[widx])
-        count = np.bincount(inverse)
-        eligible = np.flatnonzero(count >= min_words)
-        order = eligible[np.lexsort((img[eligible], -score[eligible]))]
-        return [WordVotes(int(img[j]), float(score[j])) for j in order[:limit]]
+        for v, qw in enumerate(qwords):
+            in_view = np.zeros(len(all_words), bool)
+            in_view[np.searchsorted(all_words, qw)] = True
+            sel = in_view[widx]
+            vw_idx, v_keys = widx[sel], keys[sel]
+            if v_keys.size == 0:
+                continue
+            img, inverse = np.unique(v_keys, return_inverse=True)
+            score = np.bincount(inverse, weights=weight[vw_idx])
+            count = np.bincount(inverse)
+            eligible = np.flatnonzero(count >= min_words)
+            order = eligible[np.lexsort((img[eligible], -score[eligible]))]
+            out[v] = [WordVotes(int(img[j]), float(score[j])) for j in order[:limit]]
+        return out
 
     def nbytes(self) -> int:
         """Bytes of the CSR arrays and liveness bits, plus an estimate for the dict delta."""

@@ -66,3 +66,16 @@ def test_words_differ_per_table_and_fit_the_word_space() -> None:
     assert w.shape == (50, vw.WORD_TABLES)
     for t in range(vw.WORD_TABLES):
         assert ((w[:, t] >> vw.WORD_BITS) == t).all()
+
+
+def test_query_views_equals_separate_queries() -> None:
+    rng = np.random.default_rng(2)
+    idx = vw.VisualWordIndex()
+    base = rng.integers(0, 256, (10, 200, 32), dtype=np.uint8)
+    idx.add_many(np.arange(60), vw.word_rows([base[i % 10] for i in range(60)]))
+    for k in range(60, 80):
+        idx.add(k, base[k % 10])
+    views = [base[3], base[7], np.zeros((0, 32), np.uint8)]
+    together = idx.query_views(views, 6, 3)
+    assert together == [idx.query(v, 6, 3) for v in views]
+    assert together[0] and together[1] and not together[2]
