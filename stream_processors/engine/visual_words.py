@@ -10,22 +10,24 @@ distinct word weighted by its rarity.
 
 Scale (the reason for this layout): a query reads every posting of its ~1,000 distinct words, so
 the words must be rare enough that a posting list stays short at millions of images. With 22-bit
-words in 2 tables (2^23 words) and 64 posted keypoints (128 postings) per image, a list holds ~16
-images at 1M stored instead of ~1,500 with 16-bit words and 96 keypoints, and a query costs ~1 ms
-at 1M; lists longer than MAX_POSTINGS are stop words and skipped. Measured on the dev set
-(scripts.evaluate): 16-bit x 2 tables x 96 keypoints recall 0.8391; 22-bit x 2 x 96 0.8391;
-22-bit x 2 x 64 0.8327; 22-bit x 2 x 48 0.8263; 24-bit x 1 x 96 0.8211 (precision unchanged).
-Longer words match less often, so a stored image needs few shared words
-(``ShortlistParams.word_min_words`` = 3; random sharing is ~0.016 words per image at 1M).
+words in 2 tables (2^23 words) and 80 posted keypoints (160 postings) per image, a list holds ~19
+images at 1M stored instead of ~3,000 with 16-bit words and 96 keypoints, and a query costs ~1-2
+ms at 1M; lists longer than MAX_POSTINGS are stop words and skipped. Dev-set recall
+(scripts.evaluate, same verify.py, precision unchanged at 0.9939): 16-bit x 2 tables x 96
+keypoints 0.8456; 22-bit x 2 x 80 0.8430; 22-bit x 2 x 64 0.8391. (Earlier verify.py: 16-bit x 2
+x 96 0.8391 = 22-bit x 2 x 96; 22-bit x 2 x 48 0.8263; 24-bit x 1 x 96 0.8211.) Longer words
+match less often, so a stored image needs few shared words (``ShortlistParams.word_min_words`` =
+3; uniformly random descriptors share ~0.02 words with a stored image, so ~1 random image per
+query reaches 3 at 1M).
 
 Memory: postings are compressed-sparse-row arrays, not Python lists. The word space is split
 into 2^b buckets (b grows with the number of postings so the offsets array stays under ~0.5 byte
-per posting); a posting is one uint32, the image key shifted left by r = word bits - b with the
-word's low r bits below it to reject bucket-mates (uint64 if keys outgrow 32 - r bits). So a
-posting costs ~4.5 bytes at any size. New images go to a small *delta* (word -> list of keys,
-read with dict lookups) merged into the CSR arrays when it holds DELTA_IMAGES images (one
-O(postings) insert).
-Removal is a tombstone (a per-key liveness bit), compacted at the next full rebuild.
+per posting); a posting is the image key shifted left by r = word bits - b with the word's
+low r bits below it (to reject bucket-mates), stored in as few bytes as the largest key needs:
+3 bytes up to ~1M images at r <= 4 (4 bytes up to ~16M/2^r). So a posting costs ~3.5 bytes.
+New images go to a small *delta* (word -> list of keys, read with dict lookups) merged into the
+CSR arrays when it holds DELTA_IMAGES images (one O(postings) insert). Removal is a tombstone
+(a per-key liveness bit), compacted at the next full rebuild.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import numpy as np
 
 WORD_TABLES = 2
 WORD_BITS = 22
-WORDS_PER_IMAGE = 64
+WORDS_PER_IMAGE = 80
 STOP_WORD_FRACTION = 0.05
 STOP_WORD_MIN_DF = 20
 MAX_POSTINGS = 2000  # a word posted by more images than this says nothing and costs the most
@@ -76,6 +78,24 @@ def posted_words(descriptors: np.ndarray) -> np.ndarray:
     return np.unique(words_of(descriptors[:WORDS_PER_IMAGE]).reshape(-1))
 
 
+def _width(max_key: int, r: int) -> int:
+    """Bytes per posting for keys up to max_key shifted left by r bits."""
+    return max(1, (max_key.bit_length() + r + 7) // 8)
+
+
+def _encode(values: np.ndarray, width: int) -> np.ndarray:
+    """(n,) non-negative int64 -> (n, width) uint8, little-endian."""
+    raw = np.ascontiguousarray(values, dtype="<u8").view(np.uint8).reshape(-1, 8)
+    return np.ascontiguousarray(raw[:, :width])
+
+
+def _decode(packed: np.ndarray) -> np.ndarray:
+    """(n, width) uint8 little-endian -> (n,) int64."""
+    full = np.zeros((packed.shape[0], 8), np.uint8)
+    full[:, : packed.shape[1]] = packed
+    return full.view("<u8").ravel().astype(np.int64)
+
+
 def word_rows(descriptor_sets: list[np.ndarray]) -> np.ndarray:
     """(n, WORDS_PER_IMAGE * WORD_TABLES) int64: each image's posted words, padded with -1
     (the input of ``VisualWordIndex.add_many``)."""
@@ -93,7 +113,7 @@ class VisualWordIndex:
         self._bucket_bits = 0
         self._offsets = np.zeros(2, np.uint32)
         # one posting = (image key << r) | the word's low r bits, r = word bits - bucket bits
-        self._post: np.ndarray = np.zeros(0, np.uint32)
+        self._post: np.ndarray = np.zeros((0, 4), np.uint8)  # (n, width) little-endian
         self._delta: dict[int, list[int]] = {}
         self._delta_images = 0
         self._alive = np.zeros(0, bool)
@@ -169,7 +189,7 @@ class VisualWordIndex:
         r = _SPACE_BITS - self._bucket_bits
         counts: np.ndarray = np.diff(self._offsets.astype(np.int64))
         buckets = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-        post = self._post.astype(np.int64)
+        post = _decode(self._post)
         return (buckets << r) | (post & ((1 << r) - 1)), post >> r
 
     def _delta_postings(self) -> tuple[np.ndarray, np.ndarray]:
@@ -199,12 +219,12 @@ class VisualWordIndex:
         dw, dk = dw[order], dk[order]
         buckets = dw >> r
         at = self._offsets[buckets + 1].astype(np.int64)
-        if len(dk) and int(dk.max()).bit_length() + r > 8 * self._post.itemsize:
+        if len(dk) and _width(int(dk.max()), r) > self._post.shape[1]:
             cw, ck = self._all_postings()  # keys outgrew the posting width
             self._rebuild(np.concatenate([cw, dw]), np.concatenate([ck, dk]))
             return
-        packed = ((dk << r) | (dw & ((1 << r) - 1))).astype(self._post.dtype)
-        self._post = np.insert(self._post, at, packed)
+        packed = _encode((dk << r) | (dw & ((1 << r) - 1)), self._post.shape[1])
+        self._post = np.insert(self._post, at, packed, axis=0)
         added = np.bincount(buckets, minlength=len(self._offsets) - 1)
         self._offsets[1:] += np.cumsum(added).astype(np.uint32)
 
@@ -217,9 +237,8 @@ class VisualWordIndex:
         order = np.argsort(words.astype(np.uint32))  # order within a word is irrelevant
         words = words[order]
         keys = keys[order]
-        key_bits = int(keys.max()).bit_length() if len(keys) else 0
-        dtype = np.uint32 if key_bits + r <= 32 else np.uint64
-        self._post = ((keys << r) | (words & ((1 << r) - 1))).astype(dtype)
+        width = _width(int(keys.max()) if len(keys) else 0, r)
+        self._post = _encode((keys << r) | (words & ((1 << r) - 1)), width)
         self._offsets = np.zeros((1 << bits) + 1, np.uint32)
         np.cumsum(np.bincount(words >> r, minlength=1 << bits), out=self._offsets[1:])
         self._bucket_bits = bits
@@ -246,7 +265,7 @@ class VisualWordIndex:
                     starts - (cum - lengths), lengths
                 )
                 widx = np.repeat(nz, lengths)
-                post = self._post[idx].astype(np.int64)
+                post = _decode(self._post[idx])
                 if r:
                     ok = (post & ((1 << r) - 1)) == (qwords[widx] & ((1 << r) - 1))
                     widx, post = widx[ok], post[ok]
