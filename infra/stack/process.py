@@ -22,7 +22,7 @@ import urllib.request
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 from infra.settings import Settings
 
@@ -128,6 +128,18 @@ def running_pid(settings: Settings, name: str, marker: str) -> int | None:
     return None
 
 
+def _child_env(extra: Mapping[str, str] | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(extra or {})
+    return env
+
+
+def _log_header(out: BinaryIO, what: str, argv: Sequence[str]) -> None:
+    """A dated line before each run, so one log file tells its runs apart."""
+    out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {what}: {' '.join(argv)}\n".encode())
+    out.flush()
+
+
 def start_detached(
     settings: Settings,
     name: str,
@@ -142,21 +154,15 @@ def start_detached(
     signal the service's whole process group without touching anything else.
     """
     log = log_path(settings, name)
-    full_env = dict(os.environ)
-    if env:
-        full_env.update(env)
     with log.open("ab") as out:
-        out.write(
-            f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(argv)}\n".encode()
-        )
-        out.flush()
+        _log_header(out, "starting", argv)
         try:
             proc = subprocess.Popen(
                 list(argv),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env=full_env,
+                env=_child_env(env),
                 cwd=str(cwd) if cwd else None,
                 start_new_session=True,
             )
@@ -309,20 +315,16 @@ def run_logged(
     timeout: float | None = None,
 ) -> None:
     """Run a setup command to completion, output appended to ``log``; raise with its tail."""
-    full_env = dict(os.environ)
-    if env:
-        full_env.update(env)
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
-        out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {what}: {' '.join(argv)}\n".encode())
-        out.flush()
+        _log_header(out, what, argv)
         try:
             result = subprocess.run(
                 list(argv),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env=full_env,
+                env=_child_env(env),
                 cwd=str(cwd) if cwd else None,
                 timeout=timeout,
                 check=False,
