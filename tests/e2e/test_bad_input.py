@@ -19,7 +19,7 @@ from producers.publisher import UploadPublisher
 from schemas.envelope import MAGIC
 from schemas.events import UploadEvent
 from sinks.dead_letters_view import read_dead_letters
-from tests.e2e.waiting import query, wait_for
+from tests.e2e.waiting import Row, query, wait_for
 from tests.imagegen import (
     artwork,
     cmyk_jpeg,
@@ -136,12 +136,12 @@ def test_bad_input_is_dead_lettered_with_its_reason_and_the_stream_goes_on(
 
     asyncio.run(publish())
 
-    posts = wait_for(
-        "every valid oddity to become a post",
-        lambda: (rows := query(settings, "SELECT post_id, image_id, decision FROM posts"
-                               " WHERE post_id LIKE 'odd-%%'")) and len(rows) == len(oddities)
-        and rows,
-    )
+    def oddity_posts() -> list[Row] | None:
+        rows = query(settings, "SELECT post_id, image_id, decision FROM posts"
+                               " WHERE post_id LIKE 'odd-%%'")
+        return rows if len(rows) == len(oddities) else None
+
+    posts = wait_for("every valid oddity to become a post", oddity_posts)
     by_id = {post_id: (image_id, decision) for post_id, image_id, decision in posts}
     # EXIF orientation is applied: the rotated file shows the same stored image as the upright
     # one (uploads travel on several partitions, so either may have come first)

@@ -13,7 +13,7 @@ from infra.settings import Settings
 from producers.publisher import UploadPublisher, build_upload
 from sinks.blob_keys import blob_key
 from sinks.object_store import ObjectStore
-from tests.e2e.waiting import query, wait_for
+from tests.e2e.waiting import Row, query, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -46,7 +46,7 @@ def test_update_and_delete_travel_as_events_and_orphaned_images_disappear(
                 else:
                     await publisher.delete_post(post_id)
 
-    def post(post_id: str) -> list[tuple]:  # type: ignore[type-arg]
+    def post(post_id: str) -> list[Row]:
         return query(
             settings, "SELECT title, description, image_id, decision FROM posts WHERE post_id = %s",
             (post_id,),

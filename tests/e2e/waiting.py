@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -24,6 +24,9 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 90.0) ->
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def query(settings: Settings, sql: str, params: tuple[object, ...] = ()) -> list[tuple]:  # type: ignore[type-arg]
+Row = tuple[Any, ...]
+
+
+def query(settings: Settings, sql: str, params: tuple[object, ...] = ()) -> list[Row]:
     with psycopg.connect(settings.pg_dsn) as conn:
-        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+        return conn.execute(sql.encode(), params).fetchall()
