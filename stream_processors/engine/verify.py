@@ -41,6 +41,10 @@ _FLAT_STD = 0.02  # local grey std (0..1) under which a thumbnail pixel is flat 
 _MIN_CONTENT = 0.05  # content-weighted coverage needs this fraction of pixels to be content
 
 _matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+_ERODE_KERNEL = np.ones((_VALID_ERODE, _VALID_ERODE), np.uint8)
+_SHIFT_KERNEL = np.ones((_SHIFT_TOLERANCE, _SHIFT_TOLERANCE), np.uint8)
+_OPEN_KERNEL = np.ones((3, 3), np.uint8)
+_DETAIL_ERODE_KERNEL = np.ones((7, 7), np.uint8)
 
 
 @dataclass(frozen=True)
@@ -148,21 +152,46 @@ def thumb_affine(geo_affine: np.ndarray, query: LocalFeatures, stored: LocalFeat
     return (q @ a @ s_inv)[:2]
 
 
-def _match_histogram(src: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """Map src's values so their distribution matches ref's (1-D arrays in [0, 1]).
+def _grey(img: np.ndarray) -> np.ndarray:
+    """Mean of the three channels; the same sum order and division as ``img.mean(axis=2)``."""
+    out: np.ndarray = img[..., 0] + img[..., 1]
+    out += img[..., 2]
+    out /= 3
+    return out
 
-    Works on 256 levels through cumulative histograms, so it costs O(n) instead of a sort.
+
+def _match_histograms(src: np.ndarray, ref: np.ndarray, out: np.ndarray) -> None:
+    """Map each channel of src so its distribution matches ref's (N x 3 arrays in [0, 1]).
+
+    Works on 256 levels through cumulative histograms, so it costs O(n) instead of a sort. The
+    result goes to ``out[:, :3]``.
     """
     levels = _HIST_LEVELS - 1
-    si = np.clip(np.rint(src * levels), 0, levels).astype(np.int64)
-    ri = np.clip(np.rint(ref * levels), 0, levels).astype(np.int64)
-    s_pdf = np.bincount(si, minlength=_HIST_LEVELS) / max(1, si.size)
-    # mid-rank of each level (a flat region maps to the middle of its share of ref values)
-    s_mid = np.cumsum(s_pdf) - s_pdf / 2
-    r_sorted = np.repeat(np.arange(_HIST_LEVELS), np.bincount(ri, minlength=_HIST_LEVELS))
-    pos = np.clip(s_mid * r_sorted.size, 0, r_sorted.size - 1)
-    lut = np.interp(pos, np.arange(r_sorted.size), r_sorted) / levels
-    return lut[si]
+    n = src.shape[0]
+    offsets = np.arange(3, dtype=np.intp) * _HIST_LEVELS
+    si = np.rint(src * levels)
+    np.clip(si, 0, levels, out=si)
+    s_idx = si.astype(np.intp) + offsets
+    ri = np.rint(ref * levels)
+    np.clip(ri, 0, levels, out=ri)
+    r_idx = ri.astype(np.intp) + offsets
+    s_counts = np.bincount(s_idx.ravel(), minlength=3 * _HIST_LEVELS)
+    r_counts = np.bincount(r_idx.ravel(), minlength=3 * _HIST_LEVELS)
+    lut = np.empty(3 * _HIST_LEVELS)
+    for c in range(3):
+        band = slice(c * _HIST_LEVELS, (c + 1) * _HIST_LEVELS)
+        s_pdf = s_counts[band] / max(1, n)
+        # mid-rank of each level (a flat region maps to the middle of its share of ref values)
+        s_mid = np.cumsum(s_pdf) - s_pdf / 2
+        pos = np.clip(s_mid * n, 0, n - 1)
+        # the sorted ref levels are only needed at the two ranks around each position: the same
+        # linear interpolation as over all n ranks, without materialising them
+        ranks = np.floor(pos).astype(np.intp)
+        ranks = np.unique(np.concatenate([ranks, np.minimum(ranks + 1, n - 1)]))
+        r_cum = np.cumsum(r_counts[band])
+        r_at = np.searchsorted(r_cum, ranks, side="right").astype(np.float64)
+        lut[band] = np.interp(pos, ranks.astype(np.float64), r_at) / levels
+    out[:, :3] = lut[s_idx]
 
 
 def _fit_colours(src: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -172,15 +201,17 @@ def _fit_colours(src: np.ndarray, ref: np.ndarray) -> np.ndarray:
     3x4 map absorbs hue rotation, saturation and tints, which mix channels. The refit without
     the worst residuals keeps an overlay or a changed detail from bending the global fit.
     """
-    matched = np.stack([_match_histogram(src[:, c], ref[:, c]) for c in range(3)], axis=1)
-    x = np.hstack([matched, np.ones((matched.shape[0], 1))])
+    x = np.empty((src.shape[0], 4))
+    _match_histograms(src, ref, x)
+    x[:, 3] = 1.0
     step = max(1, x.shape[0] // _COLOUR_FIT_SAMPLES)  # the fit needs a sample, not every pixel
     xs, rs = x[::step], ref[::step]
     keep = np.ones(xs.shape[0], bool)
     coef = np.zeros((4, 3))
     for _ in range(2):
         coef, *_ = np.linalg.lstsq(xs[keep], rs[keep], rcond=None)
-        res = np.abs(xs @ coef - rs).max(axis=1)
+        d = np.abs(xs @ coef - rs)
+        res = np.maximum(np.maximum(d[:, 0], d[:, 1]), d[:, 2])
         keep = res <= np.quantile(res, _COLOUR_FIT_KEEP)
     fitted: np.ndarray = x @ coef
     return fitted
@@ -199,11 +230,10 @@ def pixel_check(
     sh, sw = stored_thumb.shape[:2]
     q = cv2.GaussianBlur(query_thumb.astype(np.float32) / 255.0, (0, 0), _SMOOTH_SIGMA)
     s = cv2.GaussianBlur(stored_thumb.astype(np.float32) / 255.0, (0, 0), _SMOOTH_SIGMA)
-    warped = cv2.warpAffine(s, affine, (qw, qh), flags=cv2.INTER_LINEAR, borderValue=0.0)
     ones = np.ones((sh, sw), np.uint8)
     inside = cv2.warpAffine(ones, affine, (qw, qh), flags=cv2.INTER_NEAREST, borderValue=0)
-    valid = np.asarray(cv2.erode(inside, np.ones((_VALID_ERODE, _VALID_ERODE), np.uint8))) > 0
-    n_valid = int(valid.sum())
+    valid_u8 = cv2.erode(inside, _ERODE_KERNEL)
+    n_valid = cv2.countNonZero(valid_u8)
     det = abs(float(np.linalg.det(affine[:, :2])))
     stored_area_in_q = max(1e-6, sw * sh * det)
     cover_q = n_valid / float(qw * qh)
@@ -218,81 +248,89 @@ def pixel_check(
             flags=cv2.INTER_NEAREST,
             borderValue=0,
         )
-        valid_s = np.asarray(cv2.erode(in_s, np.ones((_VALID_ERODE, _VALID_ERODE), np.uint8))) > 0
-        cover_q = max(cover_q, _content_cover(q, valid))
+        valid_s = cv2.erode(in_s, _ERODE_KERNEL)
+        cover_q = max(cover_q, _content_cover(q, valid_u8))
         cover_s = max(cover_s, _content_cover(s, valid_s))
     q_area, s_area = float(qw * qh), stored_area_in_q
     cover_small, cover_large = (cover_q, cover_s) if q_area <= s_area else (cover_s, cover_q)
     if n_valid < 64:
         return PixelCheck(cover_small, cover_large, 0.0, 1.0, 1.0)
-    qv = q[valid].reshape(-1, 3).astype(np.float64)
-    sv = _fit_colours(warped[valid].reshape(-1, 3).astype(np.float64), qv)
-    qg, sg = qv.mean(axis=1), sv.mean(axis=1)
+    warped = cv2.warpAffine(s, affine, (qw, qh), flags=cv2.INTER_LINEAR, borderValue=0.0)
+    idx = np.flatnonzero(valid_u8)  # the overlap's pixels, in the order of a boolean mask
+    qv = q.reshape(-1, 3)[idx].astype(np.float64)
+    sv = _fit_colours(warped.reshape(-1, 3)[idx].astype(np.float64), qv)
+    qg, sg = _grey(qv), _grey(sv)
     qc, sc = qg - qg.mean(), sg - sg.mean()
     denom = float(np.sqrt((qc * qc).sum() * (sc * sc).sum()))
     ncc = float((qc * sc).sum() / denom) if denom > 1e-9 else 0.0
     if ncc < _NCC_FLOOR:  # hopeless: skip the disagreement maps
         return PixelCheck(cover_small, cover_large, ncc, 1.0, 1.0, 1.0)
+    valid = valid_u8 > 0
     resid = np.zeros((qh, qw, 3), np.float32)
-    resid[valid] = (qv - sv).astype(np.float32)
+    resid.reshape(-1, 3)[idx] = qv - sv
     # remove smooth residual (vignette, uneven tint): what is left are local changes
     weight = cv2.GaussianBlur(valid.astype(np.float32), (0, 0), _BIAS_SIGMA)
     bias = cv2.GaussianBlur(resid, (0, 0), _BIAS_SIGMA) / np.maximum(weight, 1e-3)[..., None]
     # compare each query pixel with the range of the corrected stored image within one pixel,
     # so a sub-pixel misalignment along edges is not a disagreement but a changed detail is
     s_img = np.zeros((qh, qw, 3), np.float32)
-    s_img[valid] = sv.astype(np.float32)
+    s_img.reshape(-1, 3)[idx] = sv
     s_img += bias
-    kernel = np.ones((_SHIFT_TOLERANCE, _SHIFT_TOLERANCE), np.uint8)
-    s_hi, s_lo = cv2.dilate(s_img, kernel), cv2.erode(s_img, kernel)
-    qf = q.astype(np.float32)
-    local = np.maximum(np.maximum(qf - s_hi, s_lo - qf), 0.0).max(axis=2)
-    bad_img = ((local > _DIFF_LEVEL) & valid).astype(np.uint8)
-    bad_img = cv2.morphologyEx(bad_img, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    bad_v = bad_img[valid] > 0
-    bad = float(bad_v.mean())
-    ys, xs = np.nonzero(valid)
-    y0, y1, x0, x1 = ys.min(), ys.max(), xs.min(), xs.max()
+    s_hi, s_lo = cv2.dilate(s_img, _SHIFT_KERNEL), cv2.erode(s_img, _SHIFT_KERNEL)
+    # per-channel excess of the query over the stored range; only compared with the levels
+    d = np.maximum(q - s_hi, s_lo - q)
+    local = np.maximum(np.maximum(d[..., 0], d[..., 1]), d[..., 2])
+    # an opening keeps a subset of its input, which is inside the overlap: count it all
+    bad_img = cv2.morphologyEx(
+        ((local > _DIFF_LEVEL) & valid).view(np.uint8), cv2.MORPH_OPEN, _OPEN_KERNEL
+    )
+    bad = cv2.countNonZero(bad_img) / n_valid
+    x0, y0, bw, bh = cv2.boundingRect(valid_u8)
+    y1, x1 = y0 + bh - 1, x0 + bw - 1
     cy0, cy1 = y0 + (y1 - y0) // 4, y1 - (y1 - y0) // 4
     cx0, cx1 = x0 + (x1 - x0) // 4, x1 - (x1 - x0) // 4
-    central = (ys >= cy0) & (ys <= cy1) & (xs >= cx0) & (xs <= cx1)
-    bad_center = float(bad_v[central].mean()) if central.any() else 1.0
-    faint = ((local > _FAINT_DIFF_LEVEL) & valid).astype(np.uint8)
-    faint = cv2.morphologyEx(faint, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    bad_faint = float((faint[valid] > 0).mean())
-    detail_ncc = _detail_ncc(qf.mean(axis=2), s_img.mean(axis=2), valid)
+    n_central = cv2.countNonZero(valid_u8[cy0 : cy1 + 1, cx0 : cx1 + 1])
+    bad_center = (
+        cv2.countNonZero(bad_img[cy0 : cy1 + 1, cx0 : cx1 + 1]) / n_central if n_central else 1.0
+    )
+    faint = cv2.morphologyEx(
+        ((local > _FAINT_DIFF_LEVEL) & valid).view(np.uint8), cv2.MORPH_OPEN, _OPEN_KERNEL
+    )
+    bad_faint = cv2.countNonZero(faint) / n_valid
+    detail_ncc = _detail_ncc(_grey(q), _grey(s_img), valid_u8)
     return PixelCheck(cover_small, cover_large, ncc, bad, bad_center, bad_faint, detail_ncc)
 
 
 def _content_cover(img: np.ndarray, covered: np.ndarray) -> float:
-    """Fraction of an image's content pixels (not flat background) inside ``covered``.
+    """Fraction of an image's content pixels (not flat background) inside ``covered`` (uint8).
 
     Content is where the grey level varies within a _FLAT_WINDOW window by more than _FLAT_STD;
     an image with almost no content (under _MIN_CONTENT of its pixels) gets 0, so the caller
     keeps the plain area coverage.
     """
-    grey = img.mean(axis=2).astype(np.float32)
+    grey = _grey(img)
     k = (_FLAT_WINDOW, _FLAT_WINDOW)
     mean = cv2.blur(grey, k)
     var = cv2.blur(grey * grey, k) - mean * mean
-    content = var > _FLAT_STD**2
-    n = int(content.sum())
+    content = (var > _FLAT_STD**2).view(np.uint8)
+    n = cv2.countNonZero(content)
     if n < _MIN_CONTENT * content.size:
         return 0.0
-    return float((content & covered).sum()) / n
+    return float(cv2.countNonZero(content & covered)) / n
 
 
 def _detail_ncc(q: np.ndarray, s: np.ndarray, valid: np.ndarray) -> float:
-    """NCC of the high-pass (image minus its blur) of two aligned grey images on ``valid``.
+    """NCC of the high-pass (image minus its blur) of two aligned grey images on ``valid`` (uint8).
 
     A smooth blob and a detailed picture of the same outline agree in layout, tone and colour
     once histograms are matched and the smooth residual is removed; only their detail differs.
     """
+    inner_u8 = cv2.erode(valid, _DETAIL_ERODE_KERNEL)
+    if cv2.countNonZero(inner_u8) < 64:
+        return 0.0
     qd = q - cv2.GaussianBlur(q, (0, 0), _DETAIL_SIGMA)
     sd = s - cv2.GaussianBlur(s, (0, 0), _DETAIL_SIGMA)
-    inner = np.asarray(cv2.erode(valid.astype(np.uint8), np.ones((7, 7), np.uint8))) > 0
-    if inner.sum() < 64:
-        return 0.0
+    inner = inner_u8 > 0
     x, y = qd[inner], sd[inner]
     x, y = x - x.mean(), y - y.mean()
     denom = float(np.sqrt((x * x).sum() * (y * y).sum()))
