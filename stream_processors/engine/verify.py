@@ -45,6 +45,7 @@ _ERODE_KERNEL = np.ones((_VALID_ERODE, _VALID_ERODE), np.uint8)
 _SHIFT_KERNEL = np.ones((_SHIFT_TOLERANCE, _SHIFT_TOLERANCE), np.uint8)
 _OPEN_KERNEL = np.ones((3, 3), np.uint8)
 _DETAIL_ERODE_KERNEL = np.ones((7, 7), np.uint8)
+_CHANNEL_OFFSETS = np.arange(3, dtype=np.float64) * _HIST_LEVELS
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,19 @@ def _grey(img: np.ndarray) -> np.ndarray:
     return out
 
 
+def _level_index(v: np.ndarray) -> np.ndarray:
+    """Histogram bin of each value of an N x 3 array in [0, 1]: its level, plus 256 per channel.
+
+    The level is rounded in float64 whatever ``v``'s type (float32 values scale exactly).
+    """
+    levels = _HIST_LEVELS - 1
+    f = np.multiply(v, levels, dtype=np.float64)
+    np.rint(f, out=f)
+    np.clip(f, 0, levels, out=f)
+    f += _CHANNEL_OFFSETS
+    return f.astype(np.uint16)
+
+
 def _match_histograms(src: np.ndarray, ref: np.ndarray, out: np.ndarray) -> None:
     """Map each channel of src so its distribution matches ref's (N x 3 arrays in [0, 1]).
 
@@ -168,13 +182,8 @@ def _match_histograms(src: np.ndarray, ref: np.ndarray, out: np.ndarray) -> None
     """
     levels = _HIST_LEVELS - 1
     n = src.shape[0]
-    offsets = np.arange(3, dtype=np.intp) * _HIST_LEVELS
-    si = np.rint(src * levels)
-    np.clip(si, 0, levels, out=si)
-    s_idx = si.astype(np.intp) + offsets
-    ri = np.rint(ref * levels)
-    np.clip(ri, 0, levels, out=ri)
-    r_idx = ri.astype(np.intp) + offsets
+    s_idx = _level_index(src)
+    r_idx = _level_index(ref)
     s_counts = np.bincount(s_idx.ravel(), minlength=3 * _HIST_LEVELS)
     r_counts = np.bincount(r_idx.ravel(), minlength=3 * _HIST_LEVELS)
     lut = np.empty(3 * _HIST_LEVELS)
@@ -195,7 +204,8 @@ def _match_histograms(src: np.ndarray, ref: np.ndarray, out: np.ndarray) -> None
 
 
 def _fit_colours(src: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """Per-channel histogram matching, then a robust affine colour map (N x 3 arrays).
+    """Per-channel histogram matching, then a robust affine colour map (N x 3 arrays; ``src``
+    may be float32, ``ref`` is float64).
 
     Histogram matching absorbs monotone tone curves (brightness, contrast, gamma); the affine
     3x4 map absorbs hue rotation, saturation and tints, which mix channels. The refit without
@@ -258,7 +268,7 @@ def pixel_check(
     warped = cv2.warpAffine(s, affine, (qw, qh), flags=cv2.INTER_LINEAR, borderValue=0.0)
     idx = np.flatnonzero(valid_u8)  # the overlap's pixels, in the order of a boolean mask
     qv = q.reshape(-1, 3)[idx].astype(np.float64)
-    sv = _fit_colours(warped.reshape(-1, 3)[idx].astype(np.float64), qv)
+    sv = _fit_colours(warped.reshape(-1, 3)[idx], qv)
     qg, sg = _grey(qv), _grey(sv)
     qc, sc = qg - qg.mean(), sg - sg.mean()
     denom = float(np.sqrt((qc * qc).sum() * (sc * sc).sum()))
