@@ -19,20 +19,11 @@ from infra.settings import Settings
 from producers import metrics
 from schemas.envelope import SchemaError
 from schemas.events import PostDeleteEvent, PostUpdateEvent, UploadEvent
+from stream_processors.engine.decode import ImageRejected, sniff_format
 
 SEND_ATTEMPTS = 6
 PUBLISH_LINGER_MS = 5  # a replay's concurrent sends share batches
 SEND_RETRY_SECONDS = 2.0
-# Magic numbers of the formats the pipeline decodes; anything else is refused up front.
-IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
-    (b"\xff\xd8\xff", "jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "png"),
-    (b"GIF87a", "gif"),
-    (b"GIF89a", "gif"),
-    (b"BM", "bmp"),
-    (b"II*\x00", "tiff"),
-    (b"MM\x00*", "tiff"),
-)
 
 
 class UploadRefused(ValueError):
@@ -52,15 +43,6 @@ class PublishedUpload:
     byte_size: int
 
 
-def sniff_format(data: bytes) -> str | None:
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    for magic, name in IMAGE_SIGNATURES:
-        if data.startswith(magic):
-            return name
-    return None
-
-
 def build_upload(
     upload_id: str, author: str, title: str, image: bytes, max_bytes: int, *,
     description: str = "", filename: str = "", uploaded_at: str | None = None,
@@ -72,11 +54,10 @@ def build_upload(
         raise UploadRefused(
             "too-large", f"{filename or upload_id}: {len(image)} bytes > cap {max_bytes}"
         )
-    if sniff_format(image) is None:
-        raise UploadRefused(
-            "unknown-format",
-            f"{filename or upload_id}: not a JPEG, PNG, WebP, GIF, BMP or TIFF image",
-        )
+    try:
+        sniff_format(image)
+    except ImageRejected as exc:
+        raise UploadRefused(str(exc.reason), f"{filename or upload_id}: {exc.detail}") from exc
     try:
         return UploadEvent(
             upload_id=upload_id,

@@ -212,8 +212,11 @@ def _looks_like_text(head: bytes) -> str | None:
     return "plain text"
 
 
-def _sniff(data: bytes) -> str:
-    """Return the supported format name of ``data`` from its magic bytes, or raise."""
+def sniff_format(data: bytes) -> str:
+    """Return the supported format name of ``data`` from its magic bytes, or raise.
+
+    Public so producers refuse an upload with the same verdict and reason extract would give.
+    """
     for magic, offset, name in _SUPPORTED_MAGIC:
         if data.startswith(magic, offset):
             return name
@@ -809,7 +812,7 @@ def decode_image(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> DecodedI
             RejectReason.TOO_LARGE,
             f"the upload has {len(data)} bytes, over the {limits.max_bytes} byte cap",
         )
-    fmt = _sniff(data)
+    fmt = sniff_format(data)
     label = fmt.upper() if fmt != "webp" else "WebP"
     sha256 = hashlib.sha256(data).hexdigest()
 
