@@ -58,12 +58,68 @@ def test_jpeg_reencode_passes() -> None:
     assert pixel_check(q, t, _identity(q, t)).passes(PIXELS)
 
 
-def test_opaque_changed_block_fails() -> None:
-    """A changed detail (a CryptoPunk trait, a card pip) is a different artwork."""
+def _pixel_art(seed: int, cells: int = 24, side: int = THUMB) -> np.ndarray:
+    """A CryptoPunk-like picture: a few flat colours on a grid, scaled up without smoothing."""
+    rng = np.random.default_rng(seed)
+    palette = rng.integers(0, 256, (6, 3), dtype=np.uint8)
+    art = palette[rng.integers(0, 6, (cells, cells))]
+    return np.ascontiguousarray(cv2.resize(art, (side, side), interpolation=cv2.INTER_NEAREST))
+
+
+def _caption(img: np.ndarray, text: str, org: tuple[int, int]) -> np.ndarray:
+    """White anti-aliased text with a dark drop shadow, as re-posters stamp on a picture."""
+    out = img.copy()
+    shadow = (org[0] + 1, org[1] + 1)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.putText(out, text, shadow, font, 0.6, (0, 0, 0), 2, cv2.LINE_AA)
+    cv2.putText(out, text, org, font, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
+    return out
+
+
+def test_changed_trait_of_pixel_art_fails() -> None:
+    """A few cells of another colour on the art's grid (a punk's trait) is another artwork."""
+    t = _pixel_art(0)
+    q = t.copy()
+    q[64:88, 96:120] = (20, 200, 40)  # 3 x 3 cells
+    ev = pixel_check(q, t, _identity(q, t))
+    assert ev.bad > PIXELS.max_bad
+    assert ev.overlay is not None and ev.overlay.oblique < PIXELS.min_overlay_oblique
+    assert not ev.passes(PIXELS)
+
+
+def test_changes_in_several_places_fail() -> None:
+    """Two separate changed details (a card's rank in two corners) are not one overlay."""
+    t = _thumb(data.astronaut())
+    q = _caption(_caption(t, "7", (8, 24)), "7", (170, 180))
+    ev = pixel_check(q, t, _identity(q, t))
+    assert ev.overlay is not None and ev.overlay.outside_faint > PIXELS.max_outside_faint
+    assert not ev.passes(PIXELS)
+
+
+def test_large_change_fails() -> None:
+    """A disagreement over a large part of the picture is a different picture, even if compact."""
     t = _thumb(data.astronaut())
     q = t.copy()
-    q[60:76, 90:106] = (20, 200, 40)
-    assert not pixel_check(q, t, _identity(q, t)).passes(PIXELS)
+    cv2.circle(q, (96, 96), 48, (20, 200, 40), -1, cv2.LINE_AA)
+    ev = pixel_check(q, t, _identity(q, t))
+    assert ev.overlay is not None and ev.overlay.box > PIXELS.max_overlay_box
+    assert not ev.passes(PIXELS)
+
+
+def test_caption_on_a_photo_passes() -> None:
+    t = _thumb(data.astronaut())
+    q = _caption(t, "for sale", (20, 170))
+    ev = pixel_check(q, t, _identity(q, t))
+    assert ev.bad > PIXELS.max_bad  # a disagreement the strict rule alone would reject
+    assert ev.passes(PIXELS)
+
+
+def test_caption_on_pixel_art_passes() -> None:
+    t = _pixel_art(1)
+    q = _caption(t, "mint now", (30, 40))
+    ev = pixel_check(q, t, _identity(q, t))
+    assert ev.bad > PIXELS.max_bad
+    assert ev.passes(PIXELS)
 
 
 def test_flat_margin_outside_the_overlap_is_not_uncovered() -> None:
