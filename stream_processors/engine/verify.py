@@ -42,6 +42,8 @@ _MIN_CONTENT = 0.05  # content-weighted coverage needs this fraction of pixels t
 # disagreement closer than this (pixels) belongs to one blob: the letters of a caption, a badge
 _BLOB_MERGE = 9
 _BLOB_MARGIN = 2  # pixels around a blob's box where its edges are measured
+_MIN_MOTIF_SIDE = 4  # pixels: a smaller box has no motif to look for
+_FLAT_MOTIF_STD = 0.05  # grey std (0..1) under which a box is plain background, not a motif
 
 _matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
 _ERODE_KERNEL = np.ones((_VALID_ERODE, _VALID_ERODE), np.uint8)
@@ -76,10 +78,16 @@ class PixelThresholds:
     # Overlay exemption: a caption, watermark or badge pasted on a copy disagrees in one compact
     # blob with oblique (anti-aliased, curved) edges; a changed trait of a pixel-art punk or
     # sprite disagrees along the pixel grid (oblique share <= 0.04 on the dev negatives), two
-    # cards of a deck in several places, two sprite frames over a large area. The blob's box may
-    # cover this fraction of the overlap, with (almost) no disagreement outside it.
+    # cards of a deck in several places (0.41 of it outside the largest blob on the dev cards),
+    # two sprite frames over a large area. The blob's box may cover this fraction of the
+    # overlap, and at most this share of the faint disagreement may lie outside it (re-encoding
+    # noise elsewhere; 0.04-0.16 on overlaid copies).
     max_overlay_box: float = 0.16
-    max_outside_faint: float = 0.0005
+    max_outside_share: float = 0.2
+    # A card's extra pip, a sprite's repeated part: a blob that repeats its own picture's motifs
+    # (normalised correlation elsewhere in the same image, on every side with content there; a
+    # pip 0.98-1.0 on the dev cards, overlays 0.2-0.8) is the artwork's content, not an overlay.
+    max_overlay_motif: float = 0.9
     min_overlay_oblique: float = 0.06
 
 
@@ -128,19 +136,21 @@ class PixelCheck:
 
 @dataclass(frozen=True)
 class OverlayBlob:
-    """The largest blob of disagreement: its box (fraction of the overlap), the faint
-    disagreement left outside it (fraction of the overlap), and the share of gradient energy
-    on oblique edges inside it (the larger of the two images', each in its own frame)."""
+    """The largest blob of disagreement: its box (fraction of the overlap), the share of the
+    faint disagreement outside it, and the share of gradient energy on oblique edges inside it
+    (the larger of the two images', each in its own frame)."""
 
     box: float
-    outside_faint: float
+    outside_share: float
     oblique: float
+    motif: float
 
     def passes(self, t: PixelThresholds) -> bool:
         return (
             self.box <= t.max_overlay_box
-            and self.outside_faint <= t.max_outside_faint
+            and self.outside_share <= t.max_outside_share
             and self.oblique >= t.min_overlay_oblique
+            and self.motif <= t.max_overlay_motif
         )
 
 
@@ -367,6 +377,7 @@ def _overlay_blob(
     big = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     x, y, w, h = (int(v) for v in stats[big, :4])
     outside = cv2.countNonZero(faint & (labels != big).view(np.uint8))
+    total = cv2.countNonZero(faint)
     qh, qw = query_thumb.shape[:2]
     qbox = (
         max(0, x - _BLOB_MARGIN),
@@ -389,7 +400,31 @@ def _overlay_blob(
         min(sh, int(mapped[:, 1].max()) + 1),
     )
     oblique = max(_oblique_share(query_thumb, qbox), _oblique_share(stored_thumb, sbox))
-    return OverlayBlob(w * h / n_valid, outside / n_valid, oblique)
+    repeats = [
+        r
+        for r in (_self_match(query_thumb, qbox), _self_match(stored_thumb, sbox))
+        if r is not None
+    ]
+    motif = min(repeats) if repeats else 0.0
+    return OverlayBlob(w * h / n_valid, outside / total, oblique, motif)
+
+
+def _self_match(img: np.ndarray, box: tuple[int, int, int, int]) -> float | None:
+    """Best normalised correlation of the box's content elsewhere in the same image (away from
+    the box itself); None when the box is flat or too small to say."""
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    if w < _MIN_MOTIF_SIDE or h < _MIN_MOTIF_SIDE:
+        return None
+    grey = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_BGR2GRAY).astype(np.float32) / 255.0
+    patch = grey[y0:y1, x0:x1]
+    if float(patch.std()) < _FLAT_MOTIF_STD:
+        return None
+    scores = cv2.matchTemplate(grey, patch, cv2.TM_CCOEFF_NORMED)
+    np.nan_to_num(scores, copy=False)
+    ys, xs = np.ogrid[0 : scores.shape[0], 0 : scores.shape[1]]
+    scores[(np.abs(xs - x0) < w // 2) & (np.abs(ys - y0) < h // 2)] = -1.0
+    return float(scores.max())
 
 
 def _oblique_share(img: np.ndarray, box: tuple[int, int, int, int]) -> float:

@@ -92,7 +92,7 @@ def test_changes_in_several_places_fail() -> None:
     t = _thumb(data.astronaut())
     q = _caption(_caption(t, "7", (8, 24)), "7", (170, 180))
     ev = pixel_check(q, t, _identity(q, t))
-    assert ev.overlay is not None and ev.overlay.outside_faint > PIXELS.max_outside_faint
+    assert ev.overlay is not None and ev.overlay.outside_share > PIXELS.max_outside_share
     assert not ev.passes(PIXELS)
 
 
@@ -154,3 +154,24 @@ def test_content_cover_ignores_flat_pixels() -> None:
     covered = np.zeros((64, 64), bool)
     covered[12:52, 12:52] = True
     assert _content_cover(img, covered) > 0.99
+
+
+def _card(pips: list[tuple[int, int]]) -> np.ndarray:
+    """A playing card: black club-like pips on white."""
+    card = np.full((192, 136, 3), 255, np.uint8)
+    for x, y in pips:
+        for dx, dy in ((-7, 2), (7, 2), (0, -8)):
+            cv2.circle(card, (x + dx, y + dy), 7, (0, 0, 0), -1, cv2.LINE_AA)
+        cv2.line(card, (x, y), (x, y + 14), (0, 0, 0), 3, cv2.LINE_AA)
+    return card
+
+
+def test_extra_pip_of_a_card_fails() -> None:
+    """The 5 of a suit is the 4 plus a centre pip: one compact, curved blob that repeats the
+    card's own motif, so it is the card's content and not a pasted overlay."""
+    corners = [(34, 40), (102, 40), (34, 140), (102, 140)]
+    four = _card(corners)
+    five = _card([*corners, (68, 90)])
+    ev = pixel_check(five, four, _identity(five, four))
+    assert ev.overlay is not None and ev.overlay.motif > PIXELS.max_overlay_motif
+    assert not ev.passes(PIXELS)
