@@ -44,6 +44,10 @@ _BLOB_MERGE = 9
 _BLOB_MARGIN = 2  # pixels around a blob's box where its edges are measured
 _MIN_MOTIF_SIDE = 4  # pixels: a smaller box has no motif to look for
 _FLAT_MOTIF_STD = 0.05  # grey std (0..1) under which a box is plain background, not a motif
+_STRONG_CHROMA = 0.2  # opponent-space chroma (0..~0.8) of a clearly coloured pixel
+_GREY_CHROMA = 0.04  # ... and of a grey one
+_HUE_CHROMA = 0.1  # pixels this coloured on both sides have a hue to compare
+_MIN_HUE_PIXELS = 50
 
 _matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
 _ERODE_KERNEL = np.ones((_VALID_ERODE, _VALID_ERODE), np.uint8)
@@ -88,6 +92,11 @@ class PixelThresholds:
     # (normalised correlation elsewhere in the same image, on every side with content there; a
     # pip 0.98-1.0 on the dev cards, overlays 0.2-0.8) is the artwork's content, not an overlay.
     max_overlay_motif: float = 0.9
+    # Colour edits rotate hue and scale saturation; they do not paint a black crown red (K of
+    # spades vs K of diamonds: 0.13 of the pixels) or turn green into orange (two recoloured
+    # wallpapers: 58 degrees). Overlaid and filtered copies on dev: <= 0.05 and <= 32 degrees.
+    max_chroma_flip: float = 0.1
+    max_hue_shift_deg: float = 45.0
     min_overlay_oblique: float = 0.06
 
 
@@ -116,6 +125,7 @@ class PixelCheck:
     bad_faint: float = 0.0
     detail_ncc: float = 0.0  # correlation of the fine detail (high-pass), not just the layout
     overlay: OverlayBlob | None = None  # the disagreement as one blob, when it is one
+    colour: ColourShift | None = None
 
     def passes(self, t: PixelThresholds) -> bool:
         layout = (
@@ -123,6 +133,7 @@ class PixelCheck:
             and self.cover_large >= t.min_cover_large
             and self.ncc >= t.min_ncc
             and self.detail_ncc >= t.min_detail_ncc
+            and (self.colour is None or self.colour.passes(t))
         )
         if not layout:
             return False
@@ -132,6 +143,19 @@ class PixelCheck:
             and self.bad_faint <= t.max_bad_faint
         )
         return clean or (self.overlay is not None and self.overlay.passes(t))
+
+
+@dataclass(frozen=True)
+class ColourShift:
+    """How the colours of the aligned pair differ before any fitting: the fraction of pixels
+    strongly coloured on one side and grey on the other, and the mean hue rotation (degrees)
+    over the pixels coloured on both sides."""
+
+    chroma_flip: float
+    hue_shift_deg: float
+
+    def passes(self, t: PixelThresholds) -> bool:
+        return self.chroma_flip <= t.max_chroma_flip and self.hue_shift_deg <= t.max_hue_shift_deg
 
 
 @dataclass(frozen=True)
@@ -314,13 +338,14 @@ def pixel_check(
     warped = cv2.warpAffine(s, affine, (qw, qh), flags=cv2.INTER_LINEAR, borderValue=0.0)
     idx = np.flatnonzero(valid_u8)  # the overlap's pixels, in the order of a boolean mask
     qv = q.reshape(-1, 3)[idx].astype(np.float64)
+    colour = _colour_shift(qv, warped.reshape(-1, 3)[idx])
     sv = _fit_colours(warped.reshape(-1, 3)[idx], qv)
     qg, sg = _grey(qv), _grey(sv)
     qc, sc = qg - qg.mean(), sg - sg.mean()
     denom = float(np.sqrt((qc * qc).sum() * (sc * sc).sum()))
     ncc = float((qc * sc).sum() / denom) if denom > 1e-9 else 0.0
     if ncc < _NCC_FLOOR:  # hopeless: skip the disagreement maps
-        return PixelCheck(cover_small, cover_large, ncc, 1.0, 1.0, 1.0)
+        return PixelCheck(cover_small, cover_large, ncc, 1.0, 1.0, 1.0, colour=colour)
     valid = valid_u8 > 0
     resid = np.zeros((qh, qw, 3), np.float32)
     resid.reshape(-1, 3)[idx] = qv - sv
@@ -358,8 +383,29 @@ def pixel_check(
         _overlay_blob(faint, n_valid, query_thumb, stored_thumb, affine) if bad > 0 else None
     )
     return PixelCheck(
-        cover_small, cover_large, ncc, bad, bad_center, bad_faint, detail_ncc, overlay
+        cover_small, cover_large, ncc, bad, bad_center, bad_faint, detail_ncc, overlay, colour
     )
+
+
+def _opponent(bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Opponent colour axes (red-green, yellow-blue) of N x 3 BGR values in [0, 1]: grey is 0."""
+    b, g, r = bgr[:, 0], bgr[:, 1], bgr[:, 2]
+    return (r - g) / np.sqrt(2.0), (r + g - 2.0 * b) / np.sqrt(6.0)
+
+
+def _colour_shift(q: np.ndarray, s: np.ndarray) -> ColourShift:
+    """Compare the chroma of aligned query and stored pixels (N x 3 BGR in [0, 1])."""
+    q1, q2 = _opponent(q)
+    s1, s2 = _opponent(s)
+    cq, cs = np.hypot(q1, q2), np.hypot(s1, s2)
+    strong, grey = _STRONG_CHROMA, _GREY_CHROMA
+    flip = float(np.mean(((cq >= strong) & (cs <= grey)) | ((cs >= strong) & (cq <= grey))))
+    both = (cq >= _HUE_CHROMA) & (cs >= _HUE_CHROMA)
+    if int(both.sum()) < _MIN_HUE_PIXELS:
+        return ColourShift(flip, 0.0)
+    rotation = np.arctan2(q2[both], q1[both]) - np.arctan2(s2[both], s1[both])
+    mean = complex(np.mean(np.exp(1j * rotation)))
+    return ColourShift(flip, abs(float(np.degrees(np.angle(mean)))))
 
 
 def _overlay_blob(

@@ -175,3 +175,39 @@ def test_extra_pip_of_a_card_fails() -> None:
     ev = pixel_check(five, four, _identity(five, four))
     assert ev.overlay is not None and ev.overlay.motif > PIXELS.max_overlay_motif
     assert not ev.passes(PIXELS)
+
+
+def _rotate_hue(bgr: np.ndarray, degrees: float) -> np.ndarray:
+    hsv = cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV)
+    hsv[..., 0] = ((hsv[..., 0].astype(np.int32) + round(degrees / 2)) % 180).astype(np.uint8)
+    return np.ascontiguousarray(cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR))
+
+
+def test_hue_filter_passes() -> None:
+    t = _thumb(data.astronaut())
+    q = _rotate_hue(t, 20)
+    ev = pixel_check(q, t, _identity(q, t))
+    assert ev.colour is not None and 10 < ev.colour.hue_shift_deg < PIXELS.max_hue_shift_deg
+    assert ev.passes(PIXELS)
+
+
+def test_recoloured_picture_fails() -> None:
+    """Another colourway of the same drawing (a green wallpaper made orange) is another
+    picture: no hue filter a re-poster applies turns the palette that far."""
+    t = _thumb(data.astronaut())
+    q = _rotate_hue(t, 90)
+    ev = pixel_check(q, t, _identity(q, t))
+    assert ev.colour is not None and ev.colour.hue_shift_deg > PIXELS.max_hue_shift_deg
+    assert not ev.passes(PIXELS)
+
+
+def test_black_motif_painted_red_fails() -> None:
+    """The king of spades and the king of diamonds share the drawing; one crown is black, the
+    other red. A global colour fit could map one onto the other; colour from grey cannot."""
+    spades = np.full((192, 136, 3), 255, np.uint8)
+    cv2.fillPoly(spades, [np.array([[28, 60], [108, 60], [96, 140], [40, 140]])], (0, 0, 0))
+    diamonds = spades.copy()
+    diamonds[np.all(spades == 0, axis=2)] = (60, 60, 210)
+    ev = pixel_check(diamonds, spades, _identity(diamonds, spades))
+    assert ev.colour is not None and ev.colour.chroma_flip > PIXELS.max_chroma_flip
+    assert not ev.passes(PIXELS)
