@@ -5,9 +5,14 @@ share a rigid layout, which crops, pads, rotations and resizes keep; but two Cry
 apart, or two cards of a deck, share most of their layout too. The aligned thumbnail comparison
 then asks whether the *content* agrees once the stored image is warped onto the query and its
 grey levels are matched to the query's (histogram matching absorbs brightness, contrast, gamma and
-most colour filters). Overlays disagree in a compact region; a different artwork disagrees in its
-subject. The thresholds that separate those live in ``PixelThresholds`` and are calibrated on the
-calibration split only.
+most colour filters). A copy agrees almost everywhere. A disagreement is still a copy when it is
+one compact blob of pasted-on matter (a caption, a watermark, a badge): oblique, anti-aliased
+edges that do not repeat the picture's own motifs. It is another artwork when it follows the
+pixel grid (a punk's trait), repeats the picture's motifs (a card's extra pip), lies in several
+places, covers much of the picture, or when the colours differ more than a hue/saturation filter
+can make them (a black crown painted red, a green wallpaper made orange). The thresholds live in
+``PixelThresholds`` and were calibrated on the calibration split; the hard negatives that set
+each one are named beside it.
 """
 
 from __future__ import annotations
