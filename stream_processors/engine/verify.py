@@ -137,13 +137,13 @@ class PixelCheck:
             self.cover_small >= t.min_cover_small
             and self.cover_large >= t.min_cover_large
             and self.ncc >= t.min_ncc
-            and self.detail_ncc >= t.min_detail_ncc
             and (self.colour is None or self.colour.passes(t))
         )
         if not layout:
             return False
         clean = (
-            self.bad <= t.max_bad
+            self.detail_ncc >= t.min_detail_ncc
+            and self.bad <= t.max_bad
             and self.bad_center <= t.max_bad_center
             and self.bad_faint <= t.max_bad_faint
         )
@@ -166,17 +166,21 @@ class ColourShift:
 @dataclass(frozen=True)
 class OverlayBlob:
     """The largest blob of disagreement: its box (fraction of the overlap), the share of the
-    faint disagreement outside it, and the share of gradient energy on oblique edges inside it
-    (the larger of the two images', each in its own frame)."""
+    faint disagreement outside it, the share of gradient energy on oblique edges inside it
+    (the larger of the two images', each in its own frame), how well it repeats elsewhere in
+    its picture, and the fine-detail correlation of the pair outside it (an overlay's own
+    strokes are no evidence against the copy)."""
 
     box: float
     outside_share: float
     oblique: float
     motif: float
+    detail_ncc: float
 
     def passes(self, t: PixelThresholds) -> bool:
         return (
-            self.box <= t.max_overlay_box
+            self.detail_ncc >= t.min_detail_ncc
+            and self.box <= t.max_overlay_box
             and self.outside_share <= t.max_outside_share
             and self.oblique >= t.min_overlay_oblique
             and self.motif <= t.max_overlay_motif
@@ -383,9 +387,12 @@ def pixel_check(
         ((local > _FAINT_DIFF_LEVEL) & valid).view(np.uint8), cv2.MORPH_OPEN, _OPEN_KERNEL
     )
     bad_faint = cv2.countNonZero(faint) / n_valid
-    detail_ncc = _detail_ncc(_grey(q), _grey(s_img), valid_u8)
+    q_grey, s_grey = _grey(q), _grey(s_img)
+    detail_ncc = _detail_ncc(q_grey, s_grey, valid_u8)
     overlay = (
-        _overlay_blob(faint, n_valid, query_thumb, stored_thumb, affine) if bad > 0 else None
+        _overlay_blob(faint, valid_u8, query_thumb, stored_thumb, affine, (q_grey, s_grey))
+        if bad > 0
+        else None
     )
     return PixelCheck(
         cover_small, cover_large, ncc, bad, bad_center, bad_faint, detail_ncc, overlay, colour
@@ -415,19 +422,25 @@ def _colour_shift(q: np.ndarray, s: np.ndarray) -> ColourShift:
 
 def _overlay_blob(
     faint: np.ndarray,
-    n_valid: int,
+    valid: np.ndarray,
     query_thumb: np.ndarray,
     stored_thumb: np.ndarray,
     affine: np.ndarray,
+    aligned_grey: tuple[np.ndarray, np.ndarray],
 ) -> OverlayBlob | None:
-    """Describe the largest merged blob of the faint-disagreement map (uint8, query frame)."""
+    """Describe the largest merged blob of the faint-disagreement map (uint8, query frame);
+    ``valid`` is the overlap (uint8), ``aligned_grey`` the smoothed query and corrected stored
+    grey images the detail correlation compares."""
     merged = cv2.dilate(faint, _BLOB_KERNEL)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(merged, connectivity=8)
     if n < 2:
         return None
     big = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     x, y, w, h = (int(v) for v in stats[big, :4])
-    outside = cv2.countNonZero(faint & (labels != big).view(np.uint8))
+    away = (labels != big).view(np.uint8)
+    outside = cv2.countNonZero(faint & away)
+    n_valid = cv2.countNonZero(valid)
+    detail = _detail_ncc(aligned_grey[0], aligned_grey[1], valid & cv2.erode(away, _BLOB_KERNEL))
     total = cv2.countNonZero(faint)
     qh, qw = query_thumb.shape[:2]
     qbox = (
@@ -457,7 +470,7 @@ def _overlay_blob(
         if r is not None
     ]
     motif = min(repeats) if repeats else 0.0
-    return OverlayBlob(w * h / n_valid, outside / total, oblique, motif)
+    return OverlayBlob(w * h / n_valid, outside / total, oblique, motif, detail)
 
 
 def _self_match(img: np.ndarray, box: tuple[int, int, int, int]) -> float | None:
