@@ -19,7 +19,7 @@ def _reference(
     max_df = min(vw.MAX_POSTINGS, max(vw.STOP_WORD_MIN_DF, int(vw.STOP_WORD_FRACTION * n)))
     score: dict[int, float] = {}
     count: dict[int, int] = {}
-    for w in np.unique(vw.words_of(query)).tolist():
+    for w in vw.query_words(query).tolist():
         keys = post.get(w)
         if not keys or len(keys) > max_df:
             continue
@@ -79,3 +79,28 @@ def test_query_views_equals_separate_queries() -> None:
     together = idx.query_views(views, 6, 3)
     assert together == [idx.query(v, 6, 3) for v in views]
     assert together[0] and together[1] and not together[2]
+
+
+def test_query_words_probe_one_bit_neighbours_of_the_strongest_keypoints() -> None:
+    d = np.random.default_rng(3).integers(0, 256, (vw.PROBE_KEYPOINTS + 20, 32), dtype=np.uint8)
+    got = set(vw.query_words(d).tolist())
+    exact = vw.words_of(d)
+    assert set(exact.reshape(-1).tolist()) <= got
+    for i in (0, vw.PROBE_KEYPOINTS - 1):
+        for t in range(vw.WORD_TABLES):
+            assert all(int(exact[i, t]) ^ (1 << b) in got for b in range(vw.WORD_BITS))
+    assert len(got) <= exact.size + vw.PROBE_KEYPOINTS * vw.WORD_TABLES * vw.WORD_BITS
+
+
+def test_a_one_bit_change_in_a_strong_keypoint_still_finds_the_image() -> None:
+    rng = np.random.default_rng(4)
+    idx = vw.VisualWordIndex()
+    stored = rng.integers(0, 256, (40, 200, 32), dtype=np.uint8)
+    idx.add_many(np.arange(40), vw.word_rows(list(stored)))
+    query = stored[7, :10].copy()
+    query[:, 0] ^= 0x80  # the first word bit of every keypoint: no exact word survives in table 0
+    query[:, 3] ^= 0x01  # and bit 32 (table 1's word): no exact word survives at all
+    assert not set(vw.words_of(query).reshape(-1).tolist()) & set(
+        vw.posted_words(stored[7]).tolist()
+    )
+    assert [v.key for v in idx.query(query, 1, 3)] == [7]
