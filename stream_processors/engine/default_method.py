@@ -145,7 +145,7 @@ class DefaultSignature:
 
 
 _SIG_MAGIC = b"PXD"
-_SIG_VERSION = 2
+_SIG_VERSION = 3  # 3: low-contrast frames re-detected at a lower FAST threshold
 _SIG_HEADER = struct.Struct("<3sB32sIIH")  # magic, version, sha256, width, height, mirror count
 
 
