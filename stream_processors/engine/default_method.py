@@ -99,6 +99,9 @@ class ShortlistParams:
     the dev recall of 48, at ~0.8 ms per index search at 1M stored instead of ~3);
     coarse_radius / coarse_limit: 64-bit layout neighbours (symmetric or flat images);
     fast_max_aspect_change: |log aspect ratio change| beyond which dihedral alignment is moot;
+    fast_max_distance: 256-bit distance beyond which the dihedral alignment is not tried either
+    (layout-hash neighbours reach ~150; on the dev set no pair beyond 89 bits passed it, and 219
+    pixel checks, ~9 ms each, were spent above 90);
     word_limit / word_min_words: visual-word candidates per view and the shared words they need;
     max_verified: keypoint verifications per upload (the decision's cost bound);
     close_hash_distance: hash neighbours this close are verified before word candidates.
@@ -109,6 +112,7 @@ class ShortlistParams:
     coarse_radius: int = 6
     coarse_limit: int = 3
     fast_max_aspect_change: float = 0.15
+    fast_max_distance: int = 96
     word_limit: int = 6
     word_min_words: int = 3
     max_verified: int = 6
@@ -301,6 +305,7 @@ class DefaultMethod:
         checks: list[tuple[int, str, Callable[[], bool]]] = [
             (k, Evidence.HASH_PIXELS, partial(self._fast_check, sig, k, hash_hits[k][1]))
             for k in by_hash
+            if hash_hits[k][0] <= SHORTLIST.fast_max_distance
         ]
         checks += [
             (k, Evidence.KEYPOINTS, partial(self._keypoint_check, sig, k, tuple(views[k])))

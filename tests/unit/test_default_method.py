@@ -225,3 +225,29 @@ def test_reference_goes_to_the_earliest_stored_copy(
         m.apply(Decision(uid, DecisionKind.NEW_CLUSTER, uid, uid), sig)
     probe = _decide(m, "probe", _encode(EDITS["jpeg40"](originals["astronaut"])))
     assert probe.kind is DecisionKind.DUPLICATE_REFERENCE and probe.image_id == first
+
+
+def test_far_hash_neighbours_get_no_dihedral_pixel_check(
+    originals: dict[str, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A layout-hash neighbour whose 256-bit hash is farther than fast_max_distance is verified by
+    keypoints only: the dihedral alignment is not tried."""
+    from stream_processors.engine import default_method as dm
+
+    m = DefaultMethod()
+    _decide(m, "u-orig", _encode(originals["astronaut"]))
+    sig = _sig(m, _encode(originals["chelsea"]))
+    far = dm.SHORTLIST.fast_max_distance + 1
+    monkeypatch.setattr(m, "_hash_candidates", lambda s: {0: (far, 0)})
+    tried: list[int] = []
+
+    def fast_check(s: DefaultSignature, key: int, variant: int) -> bool:
+        tried.append(key)
+        return False
+
+    monkeypatch.setattr(m, "_fast_check", fast_check)
+    m.evaluate("u-other", sig)
+    assert tried == []
+    monkeypatch.setattr(m, "_hash_candidates", lambda s: {0: (far - 1, 0)})
+    m.evaluate("u-other", sig)
+    assert tried == [0]
