@@ -307,10 +307,51 @@ def _fit_colours(src: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return fitted
 
 
+def _is_affine(transform: np.ndarray) -> bool:
+    return transform.shape == (2, 3)
+
+
+def _warp(
+    img: np.ndarray, transform: np.ndarray, size: tuple[int, int], flags: int, border: float
+) -> np.ndarray:
+    """Warp by a 2x3 affine or a 3x3 homography (stored frame -> query frame)."""
+    if _is_affine(transform):
+        out: np.ndarray = cv2.warpAffine(img, transform, size, flags=flags, borderValue=border)
+    else:
+        out = cv2.warpPerspective(img, transform, size, flags=flags, borderValue=border)
+    return out
+
+
+def _invert(transform: np.ndarray) -> np.ndarray:
+    if _is_affine(transform):
+        inv: np.ndarray = cv2.invertAffineTransform(transform)
+        return inv
+    return np.asarray(np.linalg.inv(transform), np.float64)
+
+
+def _map_points(transform: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Apply a 2x3 affine or a 3x3 homography to N x 2 points."""
+    if _is_affine(transform):
+        mapped: np.ndarray = points @ transform[:, :2].T + transform[:, 2]
+        return mapped
+    return np.asarray(cv2.perspectiveTransform(points.reshape(-1, 1, 2), transform)).reshape(-1, 2)
+
+
+def _mapped_area(transform: np.ndarray, w: int, h: int) -> float:
+    """Area of a w x h frame after the transform."""
+    if _is_affine(transform):
+        return w * h * abs(float(np.linalg.det(transform[:, :2])))
+    corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64)
+    return abs(float(cv2.contourArea(_map_points(transform, corners).astype(np.float32))))
+
+
 def pixel_check(
     query_thumb: np.ndarray, stored_thumb: np.ndarray, affine: np.ndarray
 ) -> PixelCheck:
     """Warp the stored colour thumbnail onto the query's and measure agreement on the overlap.
+
+    ``affine`` maps stored thumbnail pixels to query thumbnail pixels: a 2x3 affine, or a 3x3
+    homography when a copy was photographed or keystoned.
 
     ``bad`` and ``bad_center`` count pixels whose colour residual exceeds _DIFF_LEVEL after a
     3x3 opening (so diffuse noise, JPEG ringing and one-pixel misalignment lines vanish while a
@@ -321,23 +362,16 @@ def pixel_check(
     q = cv2.GaussianBlur(query_thumb.astype(np.float32) / 255.0, (0, 0), _SMOOTH_SIGMA)
     s = cv2.GaussianBlur(stored_thumb.astype(np.float32) / 255.0, (0, 0), _SMOOTH_SIGMA)
     ones = np.ones((sh, sw), np.uint8)
-    inside = cv2.warpAffine(ones, affine, (qw, qh), flags=cv2.INTER_NEAREST, borderValue=0)
+    inside = _warp(ones, affine, (qw, qh), cv2.INTER_NEAREST, 0)
     valid_u8 = cv2.erode(inside, _ERODE_KERNEL)
     n_valid = cv2.countNonZero(valid_u8)
-    det = abs(float(np.linalg.det(affine[:, :2])))
-    stored_area_in_q = max(1e-6, sw * sh * det)
+    stored_area_in_q = max(1e-6, _mapped_area(affine, sw, sh))
     cover_q = n_valid / float(qw * qh)
     cover_s = min(1.0, n_valid / stored_area_in_q)
     if n_valid >= 64:
         # the part of either image outside the overlap may be flat background (a border, a pad,
         # a vignetted margin that trimming kept): it carries no content, so it is not uncovered
-        in_s = cv2.warpAffine(
-            np.ones((qh, qw), np.uint8),
-            cv2.invertAffineTransform(affine),
-            (sw, sh),
-            flags=cv2.INTER_NEAREST,
-            borderValue=0,
-        )
+        in_s = _warp(np.ones((qh, qw), np.uint8), _invert(affine), (sw, sh), cv2.INTER_NEAREST, 0)
         valid_s = cv2.erode(in_s, _ERODE_KERNEL)
         cover_q = max(cover_q, _content_cover(q, valid_u8))
         cover_s = max(cover_s, _content_cover(s, valid_s))
@@ -345,7 +379,7 @@ def pixel_check(
     cover_small, cover_large = (cover_q, cover_s) if q_area <= s_area else (cover_s, cover_q)
     if n_valid < 64:
         return PixelCheck(cover_small, cover_large, 0.0, 1.0, 1.0)
-    warped = cv2.warpAffine(s, affine, (qw, qh), flags=cv2.INTER_LINEAR, borderValue=0.0)
+    warped = _warp(s, affine, (qw, qh), cv2.INTER_LINEAR, 0.0)
     idx = np.flatnonzero(valid_u8)  # the overlap's pixels, in the order of a boolean mask
     qv = q.reshape(-1, 3)[idx].astype(np.float64)
     colour = _colour_shift(qv, warped.reshape(-1, 3)[idx])
@@ -453,12 +487,11 @@ def _overlay_blob(
         min(qh, y + h + _BLOB_MARGIN),
     )
     # the same box in the stored thumbnail's own frame: a warp would tilt its grid-aligned edges
-    inv = cv2.invertAffineTransform(affine)
     corners = np.array(
         [[qbox[0], qbox[1]], [qbox[2], qbox[1]], [qbox[0], qbox[3]], [qbox[2], qbox[3]]],
         np.float64,
     )
-    mapped = corners @ inv[:, :2].T + inv[:, 2]
+    mapped = _map_points(_invert(affine), corners)
     sh, sw = stored_thumb.shape[:2]
     sbox = (
         max(0, int(mapped[:, 0].min())),

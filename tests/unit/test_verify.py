@@ -211,3 +211,17 @@ def test_black_motif_painted_red_fails() -> None:
     ev = pixel_check(diamonds, spades, _identity(diamonds, spades))
     assert ev.colour is not None and ev.colour.chroma_flip > PIXELS.max_chroma_flip
     assert not ev.passes(PIXELS)
+
+
+def test_keystoned_copy_passes_with_its_homography() -> None:
+    """A copy photographed at an angle is a perspective warp: no affine aligns it, the
+    homography does."""
+    t = _thumb(data.astronaut())
+    h, w = t.shape[:2]
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    dst = np.float32([[12, 6], [w - 12, 0], [w, h], [0, h - 4]])
+    homography = cv2.getPerspectiveTransform(src, dst).astype(np.float64)
+    q = cv2.warpPerspective(t, homography, (w, h), flags=cv2.INTER_LINEAR)
+    ev = pixel_check(q, t, homography)
+    assert ev.passes(PIXELS)
+    assert not pixel_check(q, t, _identity(q, t)).passes(PIXELS)
