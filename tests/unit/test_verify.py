@@ -218,10 +218,28 @@ def test_keystoned_copy_passes_with_its_homography() -> None:
     homography does."""
     t = _thumb(data.astronaut())
     h, w = t.shape[:2]
-    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-    dst = np.float32([[12, 6], [w - 12, 0], [w, h], [0, h - 4]])
+    src = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+    dst = np.array([[12, 6], [w - 12, 0], [w, h], [0, h - 4]], np.float32)
     homography = cv2.getPerspectiveTransform(src, dst).astype(np.float64)
     q = cv2.warpPerspective(t, homography, (w, h), flags=cv2.INTER_LINEAR)
     ev = pixel_check(q, t, homography)
     assert ev.passes(PIXELS)
     assert not pixel_check(q, t, _identity(q, t)).passes(PIXELS)
+
+
+def test_geometry_of_a_keystoned_copy_is_a_homography() -> None:
+    """Keypoints of a keystoned copy fit a homography far better than a similarity; the
+    estimate switches to it so the pixel check can align the copy."""
+    from stream_processors.engine.local_features import detect_orb
+    from stream_processors.engine.verify import GeometryThresholds, estimate_geometry
+
+    grey = cv2.cvtColor(_thumb(data.astronaut(), 480), cv2.COLOR_BGR2GRAY)
+    h, w = grey.shape
+    src = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+    dst = np.array([[40, 20], [w - 40, 0], [w, h], [0, h - 10]], np.float32)
+    keystone = cv2.getPerspectiveTransform(src, dst)
+    copy = cv2.warpPerspective(grey, keystone, (w, h))
+    geo = estimate_geometry(detect_orb(copy), detect_orb(grey), GeometryThresholds())
+    assert geo is not None and geo.affine.shape == (3, 3)
+    corners = cv2.perspectiveTransform(src.reshape(-1, 1, 2).astype(np.float64), geo.affine)
+    assert np.abs(corners.reshape(-1, 2) - dst).max() < 6.0
