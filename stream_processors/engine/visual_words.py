@@ -17,8 +17,9 @@ ms at 1M; lists longer than MAX_POSTINGS are stop words and skipped. Dev-set rec
 keypoints 0.8456; 22-bit x 2 x 80 0.8430; 22-bit x 2 x 64 0.8391. (Earlier verify.py: 16-bit x 2
 x 96 0.8391 = 22-bit x 2 x 96; 22-bit x 2 x 48 0.8263; 24-bit x 1 x 96 0.8211.) Longer words
 match less often, so a stored image needs few shared words (``ShortlistParams.word_min_words`` =
-3; uniformly random descriptors share ~0.02 words with a stored image, so ~1 random image per
-query reaches 3 at 1M).
+4). A query view looks up ~3,000 words (~1,000 exact plus the multi-probe neighbours, see
+PROBE_KEYPOINTS), so a uniformly random stored image shares ~0.06 of them: at 1M stored ~30
+random images per query reach 3 shared words but ~0.4 reach 4 (without probes, ~1 reached 3).
 
 Memory: postings are compressed-sparse-row arrays, not Python lists. The word space is split
 into 2^b buckets (b grows with the number of postings so the offsets array stays under ~0.5 byte
