@@ -105,6 +105,7 @@ class PixelThresholds:
     # noise elsewhere; 0.04-0.16 on overlaid copies).
     max_overlay_box: float = 0.16
     max_outside_share: float = 0.2
+    min_overlay_oblique: float = 0.06
     # A card's extra pip, a sprite's repeated part: a blob that repeats its own picture's motifs
     # (normalised correlation elsewhere in the same image, on every side with content there; a
     # pip 0.98-1.0 on the dev cards, overlays 0.2-0.8) is the artwork's content, not an overlay.
@@ -114,7 +115,6 @@ class PixelThresholds:
     # wallpapers: 58 degrees). Overlaid and filtered copies on dev: <= 0.05 and <= 32 degrees.
     max_chroma_flip: float = 0.1
     max_hue_shift_deg: float = 45.0
-    min_overlay_oblique: float = 0.06
 
 
 @dataclass(frozen=True)
