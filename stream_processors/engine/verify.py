@@ -66,6 +66,12 @@ _GREY_CHROMA = 0.04  # ... and of a grey one
 _HUE_CHROMA = 0.1  # pixels this coloured on both sides have a hue to compare
 _MIN_HUE_PIXELS = 50
 _COLOUR_SHIFT_SAMPLES = 8000
+_GREYSCALE_SHARE = 0.98  # a picture this much grey is a greyscale picture
+# A greyscale copy keeps each colour's luma, so it is not refused for its lost colour: a red
+# crown turns mid grey (gap ~0), the king of spades' crown is black (~0.4 from the red's luma).
+_GREYSCALE_MAX_GAP = 0.08
+_GREYSCALE_MIN_FLIP = 0.05
+_LUMA_BGR = np.array([0.114, 0.587, 0.299])  # ITU-R BT.601, as cv2.COLOR_BGR2GRAY
 
 _ERODE_KERNEL = np.ones((_VALID_ERODE, _VALID_ERODE), np.uint8)
 _SHIFT_KERNEL = np.ones((_SHIFT_TOLERANCE, _SHIFT_TOLERANCE), np.uint8)
@@ -166,14 +172,28 @@ class PixelCheck:
 @dataclass(frozen=True)
 class ColourShift:
     """How the colours of the aligned pair differ before any fitting: the fraction of pixels
-    strongly coloured on one side and grey on the other, and the mean hue rotation (degrees)
-    over the pixels coloured on both sides."""
+    strongly coloured on one side and grey on the other, the mean hue rotation (degrees) over
+    the pixels coloured on both sides, and, when one side is a greyscale picture, how far its
+    grey levels are from the luma of the other side's colours (see _greyscale_gap)."""
 
     chroma_flip: float
     hue_shift_deg: float
+    greyscale_gap: float | None = None
+
+    @property
+    def greyscale_copy(self) -> bool:
+        """One side is the other in black and white: much colour is lost (not just a small
+        coloured overlay on a grey picture) and the grey levels are the colours' luma."""
+        return (
+            self.chroma_flip >= _GREYSCALE_MIN_FLIP
+            and self.greyscale_gap is not None
+            and self.greyscale_gap <= _GREYSCALE_MAX_GAP
+        )
 
     def passes(self, t: PixelThresholds) -> bool:
-        return self.chroma_flip <= t.max_chroma_flip and self.hue_shift_deg <= t.max_hue_shift_deg
+        return (
+            self.chroma_flip <= t.max_chroma_flip or self.greyscale_copy
+        ) and self.hue_shift_deg <= t.max_hue_shift_deg
 
 
 @dataclass(frozen=True)
@@ -441,6 +461,10 @@ def pixel_check(
     idx = np.flatnonzero(valid_u8)  # the overlap's pixels, in the order of a boolean mask
     qv = q.reshape(-1, 3)[idx].astype(np.float64)
     colour = _colour_shift(qv, warped.reshape(-1, 3)[idx])
+    if colour.greyscale_copy:
+        # one side has no colour to match: compare both in grey, whichever side is the copy
+        q, warped = _luma_image(q), _luma_image(warped)
+        qv = q.reshape(-1, 3)[idx].astype(np.float64)
     sv = _fit_colours(warped.reshape(-1, 3)[idx], qv)
     qg, sg = _grey(qv), _grey(sv)
     qc, sc = qg - qg.mean(), sg - sg.mean()
@@ -502,17 +526,45 @@ def _colour_shift(q: np.ndarray, s: np.ndarray) -> ColourShift:
     """Compare the chroma of aligned query and stored pixels (N x 3 BGR in [0, 1]) on an even
     sample of them: two fractions and a mean angle need thousands of pixels, not all."""
     step = max(1, q.shape[0] // _COLOUR_SHIFT_SAMPLES)
-    q1, q2 = _opponent(q[::step])
-    s1, s2 = _opponent(s[::step])
+    qs, ss = q[::step], s[::step]
+    q1, q2 = _opponent(qs)
+    s1, s2 = _opponent(ss)
     cq, cs = np.hypot(q1, q2), np.hypot(s1, s2)
     strong, grey = _STRONG_CHROMA, _GREY_CHROMA
-    flip = float(np.mean(((cq >= strong) & (cs <= grey)) | ((cs >= strong) & (cq <= grey))))
+    flipped = ((cq >= strong) & (cs <= grey)) | ((cs >= strong) & (cq <= grey))
+    flip = float(np.mean(flipped))
+    gap = _greyscale_gap(qs, ss, cq, cs, flipped)
     both = (cq >= _HUE_CHROMA) & (cs >= _HUE_CHROMA)
     if int(both.sum()) < _MIN_HUE_PIXELS:
-        return ColourShift(flip, 0.0)
+        return ColourShift(flip, 0.0, gap)
     rotation = np.arctan2(q2[both], q1[both]) - np.arctan2(s2[both], s1[both])
     mean = complex(np.mean(np.exp(1j * rotation)))
-    return ColourShift(flip, abs(float(np.degrees(np.angle(mean)))))
+    return ColourShift(flip, abs(float(np.degrees(np.angle(mean)))), gap)
+
+
+def _luma_image(img: np.ndarray) -> np.ndarray:
+    """A float BGR image as its luma in all three channels."""
+    luma = np.tensordot(img, _LUMA_BGR.astype(np.float32), axes=([2], [0]))
+    return np.ascontiguousarray(np.repeat(luma[..., None], 3, axis=2), np.float32)
+
+
+def _greyscale_gap(
+    q: np.ndarray, s: np.ndarray, cq: np.ndarray, cs: np.ndarray, flipped: np.ndarray
+) -> float | None:
+    """When one side is a greyscale picture: the median distance, over the pixels coloured on
+    the other side, between its grey level and the luma of that colour (what a greyscale
+    conversion would give); None when neither side is greyscale or nothing flipped."""
+    if not flipped.any():
+        return None
+    if float(np.mean(cq <= _GREY_CHROMA)) >= _GREYSCALE_SHARE:
+        grey_side, colour_side = q, s
+    elif float(np.mean(cs <= _GREY_CHROMA)) >= _GREYSCALE_SHARE:
+        grey_side, colour_side = s, q
+    else:
+        return None
+    luma = colour_side[flipped] @ _LUMA_BGR
+    level = grey_side[flipped].mean(axis=1)
+    return float(np.median(np.abs(level - luma)))
 
 
 def _overlay_blob(

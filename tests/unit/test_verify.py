@@ -243,3 +243,14 @@ def test_geometry_of_a_keystoned_copy_is_a_homography() -> None:
     assert geo is not None and geo.affine.shape == (3, 3)
     corners = cv2.perspectiveTransform(src.reshape(-1, 1, 2).astype(np.float64), geo.affine)
     assert np.abs(corners.reshape(-1, 2) - dst).max() < 6.0
+
+
+def test_greyscale_copy_passes_either_way() -> None:
+    """A black-and-white copy keeps each colour's luma, which a recoloured motif does not."""
+    t = _thumb(data.astronaut())
+    grey = cv2.cvtColor(cv2.cvtColor(t, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    grey = np.ascontiguousarray(grey)
+    ev = pixel_check(grey, t, _identity(grey, t))
+    assert ev.colour is not None and ev.colour.chroma_flip > PIXELS.max_chroma_flip
+    assert ev.passes(PIXELS)
+    assert pixel_check(t, grey, _identity(t, grey)).passes(PIXELS)
