@@ -10,7 +10,8 @@ one compact blob of pasted-on matter (a caption, a watermark, a badge): oblique,
 edges that do not repeat the picture's own motifs. It is another artwork when it follows the
 pixel grid (a punk's trait), repeats the picture's motifs (a card's extra pip), lies in several
 places, covers much of the picture, or when the colours differ more than a hue/saturation filter
-can make them (a black crown painted red, a green wallpaper made orange). The thresholds live in
+can make them (a black crown painted red, a green wallpaper made orange; a black-and-white copy
+keeps each colour's luma and is still a copy). The thresholds live in
 ``PixelThresholds`` and were calibrated on the calibration split; the hard negatives that set
 each one are named beside it.
 """
