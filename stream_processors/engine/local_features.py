@@ -150,11 +150,17 @@ def local_features_to_bytes(lf: LocalFeatures) -> bytes:
     return header + png + keypoints_to_bytes(lf.keypoints)
 
 
-def local_features_from_bytes(data: bytes | memoryview) -> tuple[LocalFeatures, int]:
-    """Parse a LocalFeatures record; returns it and the number of bytes consumed."""
+def _record_header(data: bytes | memoryview) -> tuple[int, int, int, int, int, int]:
+    """A LocalFeatures record's header, checked: frame w, h, thumb w, h, keypoints, PNG bytes."""
     magic, version, fw, fh, tw, th, n, n_png = _LF_HEADER.unpack_from(data, 0)
     if magic != _LF_MAGIC or version != _LF_VERSION:
         raise ValueError(f"not a local-features record v{_LF_VERSION}: {magic!r} v{version}")
+    return fw, fh, tw, th, n, n_png
+
+
+def local_features_from_bytes(data: bytes | memoryview) -> tuple[LocalFeatures, int]:
+    """Parse a LocalFeatures record; returns it and the number of bytes consumed."""
+    fw, fh, tw, th, n, n_png = _record_header(data)
     off = _LF_HEADER.size
     png = np.frombuffer(data, dtype=np.uint8, count=n_png, offset=off)
     thumb = cv2.imdecode(png, cv2.IMREAD_COLOR)
@@ -168,9 +174,7 @@ def local_features_from_bytes(data: bytes | memoryview) -> tuple[LocalFeatures, 
 def record_keypoints(data: bytes | memoryview) -> Keypoints:
     """The keypoints of a LocalFeatures record without decoding its PNG thumbnail (~0.45 ms):
     geometry needs only the keypoints, and most shortlisted candidates fail geometry."""
-    magic, version, _, _, _, _, n, n_png = _LF_HEADER.unpack_from(data, 0)
-    if magic != _LF_MAGIC or version != _LF_VERSION:
-        raise ValueError(f"not a local-features record v{_LF_VERSION}: {magic!r} v{version}")
+    *_, n, n_png = _record_header(data)
     kp, _ = keypoints_from_bytes(memoryview(data)[_LF_HEADER.size + n_png :], n)
     return kp
 
