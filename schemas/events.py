@@ -231,7 +231,8 @@ class DeadLetterEvent(Event):
 
 @dataclass(frozen=True)
 class StoredImageRecord(Event):
-    """Engine state for one stored image, kept in the decide agent's changelog-backed table.
+    """Engine state for one stored image or alias (a duplicate kept as another view of its
+    image), kept in the decide agent's changelog-backed table.
 
     Re-applying these records in ``seq`` order rebuilds the engine exactly after a restart.
     """

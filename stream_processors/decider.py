@@ -5,8 +5,10 @@ State lives in mappings the caller provides (Faust tables in the worker, dicts i
 - ``posts``: post id → the latest event emitted for it (its decision, or its deletion). A
   re-delivered input re-emits that event and touches nothing else, so at-least-once delivery
   has an exactly-once effect.
-- ``stored``: image id → :class:`StoredImageRecord`. A restarted worker rebuilds the in-memory
-  engine by re-applying these records in decision order.
+- ``stored``: upload id → :class:`StoredImageRecord`, for every upload whose signature is part of
+  the engine's state: each stored image (its id is its upload's) and each duplicate the engine
+  keeps as an alias of its image. A restarted worker rebuilds the in-memory engine by
+  re-applying these records in decision order.
 - ``refs``: image id → number of live posts showing it; at zero the image leaves the engine.
 """
 
@@ -69,7 +71,7 @@ class Decider:
         self._restored = False
 
     def restore(self) -> int:
-        """Re-apply every stored image in decision order; returns how many were applied."""
+        """Re-apply every stored image and alias in decision order; returns how many."""
         records = sorted(
             (StoredImageRecord.from_record(raw) for raw in self._stored.values()),
             key=lambda r: r.seq,
@@ -107,14 +109,14 @@ class Decider:
             )
         signature = self._method.signature_from_bytes(feature.signature)
         decision = self._method.evaluate(feature.upload_id, signature)
-        self._method.apply(decision, signature)
+        retained = self._method.apply(decision, signature)
         info = _to_info(decision)
         event = DecisionEvent(
             upload_id=decision.upload_id, decision=info, post=feature.post, image=feature.image,
             upload_ref=feature.upload_ref, seq=seq,
         )
-        if decision.stores_image:
-            self._stored[decision.image_id] = StoredImageRecord(
+        if retained:
+            self._stored[decision.upload_id] = StoredImageRecord(
                 seq=seq, upload_id=decision.upload_id, decision=info, signature=feature.signature
             ).to_record()
         self._refs[decision.image_id] = self._refs.get(decision.image_id, 0) + 1
@@ -143,6 +145,8 @@ class Decider:
         if not isinstance(latest, DecisionEvent):
             return Refuse(REASON_UNKNOWN_POST, f"delete of post {delete.post_id}: no such post")
         image_id = latest.decision.image_id
+        if image_id != delete.post_id and self._stored.pop(delete.post_id, None) is not None:
+            self._method.remove_alias(delete.post_id)
         remaining = self._refs.get(image_id, 0) - 1
         orphaned = remaining <= 0
         if orphaned:

@@ -58,6 +58,7 @@ class ClusterIndex:
 
     ``members`` is the caller's index of every member's code by member key: the caller adds a
     member's code there before ``found``/``join`` and may remove it before or after ``leave``.
+    It may hold other keys too (aliases of duplicates): ``nearest`` skips keys that are no member.
     """
 
     def __init__(self, members: HammingIndex, join_distance: int = CLUSTER_JOIN_DISTANCE) -> None:
@@ -86,7 +87,7 @@ class ClusterIndex:
             for member, dist in hits:
                 if best is not None and dist > best[0]:
                     break
-                ck = int(self._cluster_of_member[member])
+                ck = self._cluster_key(member)
                 if ck >= 0 and self._sizes[ck] == 1 and (best is None or (dist, ck) < best):
                     best = (dist, ck)
             if len(hits) < limit or (best is not None and hits[-1][1] > best[0]):
@@ -97,6 +98,12 @@ class ClusterIndex:
         name = self._id_of[best[1]]
         assert name is not None
         return NearestCluster(name, int(best[0]))
+
+    def _cluster_key(self, member: int) -> int:
+        """The member's cluster key, or -1 for a key that is no member (left, or never was)."""
+        if member >= len(self._cluster_of_member):
+            return -1
+        return int(self._cluster_of_member[member])
 
     def cluster_of(self, member: int) -> str:
         name = self._id_of[int(self._cluster_of_member[member])]

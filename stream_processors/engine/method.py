@@ -48,14 +48,21 @@ class DedupMethod(Protocol):
         """Decide one upload; reads state only."""
         ...
 
-    def apply(self, decision: Decision, sig: Any) -> None:
+    def apply(self, decision: Decision, sig: Any) -> bool:
         """Mutate state for a decision: NEW_CLUSTER / MERGE_CENTER add the image (and move the
-        center); DUPLICATE_REFERENCE changes no index state. Replaying apply over the same
-        decisions rebuilds the same state."""
+        center); a DUPLICATE_REFERENCE may keep the upload's signature as an alias of the image
+        it references, another view of it to verify later uploads against. Returns whether the
+        signature is now part of the state, i.e. whether the caller must persist it to rebuild
+        the state. Replaying apply over the same decisions rebuilds the same state."""
         ...
 
     def remove(self, image_id: str) -> None:
         """The image's last post was deleted: it leaves the index and its cluster."""
+        ...
+
+    def remove_alias(self, upload_id: str) -> None:
+        """A duplicate's post was deleted: its alias of the referenced image (if kept) leaves the
+        index. Aliases go before their image does, as every alias's post references the image."""
         ...
 
 

@@ -159,9 +159,9 @@ class SeedMethod:
             method=self.name,
         )
 
-    def apply(self, decision: Decision, sig: SeedSignature) -> None:
+    def apply(self, decision: Decision, sig: SeedSignature) -> bool:
         if decision.kind is DecisionKind.DUPLICATE_REFERENCE:
-            return
+            return False  # the paper keeps nothing of a duplicate
         if decision.image_id in self._images:
             raise ValueError(f"image {decision.image_id} already stored")
         if decision.kind is DecisionKind.NEW_CLUSTER:
@@ -177,6 +177,7 @@ class SeedMethod:
             cluster.members.append(decision.image_id)
             self._centers[i] = cluster.center
         self._images[decision.image_id] = (sig, decision.cluster_id)
+        return True
 
     def remove(self, image_id: str) -> None:
         """The image leaves its cluster; the center becomes the mean of the remaining members
@@ -193,6 +194,9 @@ class SeedMethod:
             return
         cluster.center = np.mean([self._images[m][0].hu for m in cluster.members], axis=0)
         self._centers[i] = cluster.center
+
+    def remove_alias(self, upload_id: str) -> None:
+        """The paper keeps no aliases of duplicates."""
 
     # ----------------------------------------------------------------- inspection
     def __len__(self) -> int:

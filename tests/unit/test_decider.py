@@ -135,3 +135,27 @@ def test_updates_apply_to_live_posts_only() -> None:
     assert isinstance(unknown, Refuse) and unknown.reason == "unknown-post"
     decider.handle(PostDeleteEvent(post_id="u1", deleted_at="t"), seq=3)
     assert isinstance(decider.handle(update, seq=4), Refuse)
+
+
+def test_a_near_duplicate_is_kept_as_an_alias_for_its_post_s_lifetime() -> None:
+    tables = Tables()
+    decider = tables.decider()
+    decider.handle(_feature("u1", _png(1), 0), seq=0)
+    near = _emitted(decider.handle(_feature("u2", _png(1, size=128), 1), seq=1)).event
+    assert isinstance(near, DecisionEvent) and near.decision.kind == "duplicate-reference"
+    exact = _emitted(decider.handle(_feature("u3", _png(1), 2), seq=2)).event
+    assert isinstance(exact, DecisionEvent) and exact.decision.image_id == "u1"
+    # the near copy's signature is engine state (an alias of u1); the exact copy's is not
+    assert set(tables.stored) == {"u1", "u2"}
+
+    # a restarted decider re-applies the alias too
+    probe = _feature("p", _png(1, size=112), 3)
+    restarted = tables.copy().decider()
+    assert restarted.handle(probe, seq=3) == decider.handle(probe, seq=3)
+    assert set(tables.stored) == {"u1", "u2", "p"}
+
+    decider.handle(PostDeleteEvent(post_id="u2", deleted_at="t"), seq=4)
+    assert set(tables.stored) == {"u1", "p"} and tables.refs == {"u1": 3}
+    for i, post in enumerate(("u1", "u3", "p"), start=5):
+        decider.handle(PostDeleteEvent(post_id=post, deleted_at="t"), seq=i)
+    assert tables.stored == {} and tables.refs == {}

@@ -251,3 +251,49 @@ def test_far_hash_neighbours_get_no_dihedral_pixel_check(
     monkeypatch.setattr(m, "_hash_candidates", lambda s: {0: (far - 1, 0)})
     m.evaluate("u-other", sig)
     assert tried == [0]
+
+
+def _badge(img: np.ndarray, centre: tuple[int, int], colour: tuple[int, int, int]) -> np.ndarray:
+    """A round sticker pasted on the picture, like a marketplace's logo."""
+    out = img.copy()
+    cv2.circle(out, centre, 45, colour, -1, cv2.LINE_AA)
+    cv2.circle(out, centre, 30, (255, 255, 255), 6, cv2.LINE_AA)
+    return out
+
+
+@pytest.mark.parametrize("name", ["astronaut", "chelsea"])
+def test_a_duplicate_is_kept_as_an_alias_that_verifies_later_copies(
+    originals: dict[str, np.ndarray], name: str
+) -> None:
+    """The first upload carries a sticker; the clean original references it; a copy with a
+    sticker elsewhere fails against the first (two stickers) but verifies against the alias."""
+    m = DefaultMethod()
+    clean = originals[name]
+    h, w = clean.shape[:2]
+    _decide(m, "first", _encode(_badge(clean, (70, 70), (0, 0, 200))))
+    original = _decide(m, "original", _encode(clean))
+    assert original.kind is DecisionKind.DUPLICATE_REFERENCE and original.image_id == "first"
+    assert len(m) == 1  # an alias is no stored image
+
+    other = _sig(m, _encode(_badge(clean, (w - 70, h - 70), (200, 100, 0))))
+    via_alias = m.evaluate("other", other)
+    assert via_alias.kind is DecisionKind.DUPLICATE_REFERENCE, via_alias
+    assert via_alias.image_id == "first" and via_alias.cluster_id == "first"
+    m.remove_alias("original")
+    assert m.evaluate("other", other).kind is not DecisionKind.DUPLICATE_REFERENCE
+
+
+def test_an_exact_copy_keeps_no_alias(originals: dict[str, np.ndarray]) -> None:
+    m = DefaultMethod()
+    payload = _encode(originals["chelsea"])
+    first = _sig(m, payload)
+    assert m.apply(m.evaluate("a", first), first)
+    again = _sig(m, payload)
+    exact = m.evaluate("b", again)
+    assert exact.method.endswith("sha256") and not m.apply(exact, again)
+    near = _sig(m, _encode(EDITS["jpeg40"](originals["chelsea"])))
+    copy = m.evaluate("c", near)
+    assert copy.kind is DecisionKind.DUPLICATE_REFERENCE and m.apply(copy, near)
+    # an alias ranks as its image: a re-upload of the alias's bytes references the image
+    repeat = m.evaluate("d", _sig(m, _encode(EDITS["jpeg40"](originals["chelsea"]))))
+    assert repeat.image_id == "a" and repeat.method.endswith("sha256")
