@@ -3,16 +3,16 @@
 Decision cascade for one upload (cheapest conclusive evidence first):
 
 1. Exact SHA-256 of the raw bytes already stored -> duplicate-reference, nothing else computed.
-2. Shortlist: the nearest stored hashes of the upload and of its mirror image (HammingIndex,
-   radius SHORTLIST.hash_radius; QUERY_VARIANTS) plus the images with most visual-word votes
-   (inverted index).
+2. The nearest stored hashes of the upload and of its mirror image (HammingIndex, radius
+   SHORTLIST.hash_radius; QUERY_VARIANTS).
 3. Each hash candidate (nearest first) is checked by aligning the thumbnails through the hash's
    dihedral op directly (no keypoint matching): re-encodes, resizes, blur, noise and
-   photometric edits end here.
-4. Otherwise at most SHORTLIST.max_verified candidates, strongest evidence first, are verified
-   by ORB ratio-test matches, a RANSAC similarity (upright and/or mirrored view, whichever has
-   evidence) and the aligned pixel check.
-5. Once a candidate passes, the remaining shortlisted candidates stored *earlier* are checked
+   photometric edits end here, before the visual-word query.
+4. Otherwise the images with most visual-word votes (inverted index) join the shortlist, and
+   at most SHORTLIST.max_verified candidates, strongest evidence first, are verified by ORB
+   ratio-test matches, a RANSAC similarity or homography (upright and/or mirrored view,
+   whichever has evidence) and the aligned pixel check.
+5. Once a candidate passes, the remaining candidates of that stage stored *earlier* are checked
    too, so the reference goes to the earliest stored image it copies (normally the original).
 6. No duplicate: the seed's clustering rule on the hash (new cluster / merge into the nearest).
 
@@ -299,39 +299,17 @@ class DefaultMethod:
             assert image_id is not None
             return self._duplicate(upload_id, image_id, 0.0, Evidence.SHA256)
         hash_hits = self._hash_candidates(sig)
-        # which views (upright / mirrored) have evidence for each candidate: a hash variant's
-        # reflection parity, or the words of the upright or mirrored keypoints
-        views: dict[int, list[bool]] = {k: [_is_reflection(v)] for k, (_, v) in hash_hits.items()}
-        scored: dict[int, float] = {}
-        by_view = self._words.query_views(
-            [sig.local.keypoints.descriptors, sig.mirror.descriptors],
-            SHORTLIST.word_limit,
-            SHORTLIST.word_min_words,
-        )
-        for mirrored, hits in zip((False, True), by_view, strict=True):
-            for wv in hits:
-                scored[wv.key] = max(scored.get(wv.key, 0.0), wv.votes)
-                if mirrored not in views.setdefault(wv.key, []):
-                    views[wv.key].append(mirrored)
-        # strongest evidence first: close hashes, then best word scores, then the other hash
-        # candidates; verify only a few
         by_hash = sorted(hash_hits, key=lambda k: (hash_hits[k][0], k))
-        close = [k for k in by_hash if hash_hits[k][0] <= SHORTLIST.close_hash_distance]
-        by_words = sorted(scored, key=lambda k: (-scored[k], k))
-        ranked: list[int] = []
-        for key in close + by_words + by_hash:
-            if key not in ranked:
-                ranked.append(key)
-        checks: list[tuple[int, str, Callable[[], bool]]] = [
+        fast: list[tuple[int, str, Callable[[], bool]]] = [
             (k, Evidence.HASH_PIXELS, partial(self._fast_check, sig, k, hash_hits[k][1]))
             for k in by_hash
             if hash_hits[k][0] <= SHORTLIST.fast_max_distance
         ]
-        checks += [
-            (k, Evidence.KEYPOINTS, partial(self._keypoint_check, sig, k, tuple(views[k])))
-            for k in ranked[: SHORTLIST.max_verified]
-        ]
-        found = _earliest_passing(checks, self._image_key)
+        # most copies end at a hash neighbour's pixel check; only the others pay for the
+        # visual-word query (the stage that grows most with the number stored) and keypoints
+        found = _earliest_passing(fast, self._image_key)
+        if found is None:
+            found = _earliest_passing(self._keypoint_checks(sig, hash_hits), self._image_key)
         if found is not None:
             key, how = found
             dist = hash_hits[key][0] if key in hash_hits else self._code_distance(sig, key)
@@ -351,6 +329,37 @@ class DefaultMethod:
             float(near.distance),
             Evidence.CLUSTER,
         )
+
+    def _keypoint_checks(
+        self, sig: DefaultSignature, hash_hits: dict[int, tuple[int, int]]
+    ) -> list[tuple[int, str, Callable[[], bool]]]:
+        """Keypoint verifications of the strongest few candidates: close hashes, then the best
+        visual-word scores, then the other hash neighbours."""
+        # which views (upright / mirrored) have evidence for each candidate: a hash variant's
+        # reflection parity, or the words of the upright or mirrored keypoints
+        views: dict[int, list[bool]] = {k: [_is_reflection(v)] for k, (_, v) in hash_hits.items()}
+        scored: dict[int, float] = {}
+        by_view = self._words.query_views(
+            [sig.local.keypoints.descriptors, sig.mirror.descriptors],
+            SHORTLIST.word_limit,
+            SHORTLIST.word_min_words,
+        )
+        for mirrored, hits in zip((False, True), by_view, strict=True):
+            for wv in hits:
+                scored[wv.key] = max(scored.get(wv.key, 0.0), wv.votes)
+                if mirrored not in views.setdefault(wv.key, []):
+                    views[wv.key].append(mirrored)
+        by_hash = sorted(hash_hits, key=lambda k: (hash_hits[k][0], k))
+        close = [k for k in by_hash if hash_hits[k][0] <= SHORTLIST.close_hash_distance]
+        by_words = sorted(scored, key=lambda k: (-scored[k], k))
+        ranked: list[int] = []
+        for key in close + by_words + by_hash:
+            if key not in ranked:
+                ranked.append(key)
+        return [
+            (k, Evidence.KEYPOINTS, partial(self._keypoint_check, sig, k, tuple(views[k])))
+            for k in ranked[: SHORTLIST.max_verified]
+        ]
 
     def shortlist_ms(self, sig: DefaultSignature) -> dict[str, float]:
         """Milliseconds of the index work of one decision, by stage (no verification): the part
