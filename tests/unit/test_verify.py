@@ -254,3 +254,53 @@ def test_greyscale_copy_passes_either_way() -> None:
     assert ev.colour is not None and ev.colour.chroma_flip > PIXELS.max_chroma_flip
     assert ev.passes(PIXELS)
     assert pixel_check(t, grey, _identity(t, grey)).passes(PIXELS)
+
+
+def _ace(colour: tuple[int, int, int]) -> np.ndarray:
+    """An ace: a grey frame, a rank glyph and three small pips on white; the pips are a small
+    share of the card but most of its ink."""
+    card = np.full((192, 136, 3), 255, np.uint8)
+    cv2.rectangle(card, (4, 4), (131, 187), (170, 170, 170), 2)
+    for x, y, r in ((22, 46, 8), (68, 96, 16), (114, 146, 8)):
+        cv2.circle(card, (x, y), r, colour, -1, cv2.LINE_AA)
+    cv2.putText(card, "A", (12, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, colour, 2, cv2.LINE_AA)
+    return card
+
+
+def test_red_pips_over_black_ink_fail() -> None:
+    """The ace of diamonds against the ace of spades: the red pips flip only a few per cent of
+    all pixels, but most of the black card's ink."""
+    spades, diamonds = _ace((0, 0, 0)), _ace((60, 60, 210))
+    ev = pixel_check(diamonds, spades, _identity(diamonds, spades))
+    assert ev.colour is not None and ev.colour.chroma_flip < PIXELS.max_chroma_flip
+    assert ev.colour.ink_flip > PIXELS.max_ink_flip
+    assert not ev.passes(PIXELS)
+
+
+def test_colour_logo_on_a_greyscale_picture_passes() -> None:
+    """A coloured sticker pasted on a black-and-white photo covers ink and background alike."""
+    t = _thumb(np.repeat(data.camera()[..., None], 3, axis=2))
+    q = t.copy()
+    cv2.circle(q, (150, 40), 14, (40, 160, 230), -1, cv2.LINE_AA)
+    ev = pixel_check(q, t, _identity(q, t))
+    assert ev.colour is not None and ev.colour.ink_flip <= PIXELS.max_ink_flip
+    assert ev.passes(PIXELS)
+
+
+def test_caption_with_faint_residue_elsewhere_passes() -> None:
+    """A caption on a filtered copy: the filter leaves faint residue away from the caption that
+    outweighs the caption itself, but apart from the caption the pair is as clean as a clean
+    copy. A second strong change elsewhere is not."""
+    t = _thumb(data.astronaut())
+    q = _caption(t, "ok", (140, 170)).astype(np.float32)
+    q[20:36, 20:36] += 60  # faint: above the faint level, below the strong one
+    q = np.clip(q, 0, 255).astype(np.uint8)
+    ev = pixel_check(q, t, _identity(q, t))
+    assert ev.overlay is not None and ev.overlay.outside_share > PIXELS.max_outside_share
+    assert ev.overlay.clean_outside(PIXELS) and ev.passes(PIXELS)
+
+    q = _caption(t, "ok", (140, 170))
+    q[20:30, 20:30] = 0
+    ev = pixel_check(q, t, _identity(q, t))
+    assert ev.overlay is not None and not ev.overlay.clean_outside(PIXELS)
+    assert not ev.passes(PIXELS)
