@@ -18,7 +18,9 @@ each one are named beside it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -63,6 +65,7 @@ _BLOB_MERGE = 12
 _BLOB_MARGIN = 2  # pixels around a blob's box where its edges are measured
 _MIN_MOTIF_SIDE = 4  # pixels: a smaller box has no motif to look for
 _FLAT_MOTIF_STD = 0.05  # grey std (0..1) under which a box is plain background, not a motif
+_MIN_MOTIF_PIXELS = 16
 _STRONG_CHROMA = 0.2  # opponent-space chroma (0..~0.8) of a clearly coloured pixel
 _GREY_CHROMA = 0.04  # ... and of a grey one
 _HUE_CHROMA = 0.1  # pixels this coloured on both sides have a hue to compare
@@ -81,6 +84,7 @@ _SHIFT_KERNEL = np.ones((_SHIFT_TOLERANCE, _SHIFT_TOLERANCE), np.uint8)
 _OPEN_KERNEL = np.ones((3, 3), np.uint8)
 _DETAIL_ERODE_KERNEL = np.ones((7, 7), np.uint8)
 _BLOB_KERNEL = np.ones((_BLOB_MERGE, _BLOB_MERGE), np.uint8)
+_MOTIF_KERNEL = np.ones((5, 5), np.uint8)  # a stroke's disagreement plus its edges
 _CHANNEL_OFFSETS = np.arange(3, dtype=np.float64) * _HIST_LEVELS
 
 
@@ -214,15 +218,20 @@ class OverlayBlob:
     faint disagreement outside it, the share of gradient energy on oblique edges inside it
     (the larger of the two images', each in its own frame), how well it repeats elsewhere in
     its picture, and the fine-detail correlation of the pair outside it (an overlay's own
-    strokes are no evidence against the copy)."""
+    strokes are no evidence against the copy). The motif costs two masked template searches
+    (~3 ms), so it is measured only when asked for, which ``passes`` does last."""
 
     box: float
     outside_share: float
     oblique: float
-    motif: float
     detail_ncc: float
-    outside_faint: float = 0.0  # faint disagreement outside the blob, share of the overlap
-    outside_strong: float = 0.0  # ... and strong disagreement
+    outside_faint: float  # faint disagreement outside the blob, share of the overlap
+    outside_strong: float  # ... and strong disagreement
+    measure_motif: Callable[[], float] = field(repr=False, compare=False)
+
+    @cached_property
+    def motif(self) -> float:
+        return self.measure_motif()
 
     def clean_outside(self, t: PixelThresholds) -> bool:
         """Apart from the blob the pair is as clean as a clean copy must be: a small overlay
@@ -655,30 +664,42 @@ def _overlay_blob(
         min(sh, int(mapped[:, 1].max()) + 1),
     )
     oblique = max(_oblique_share(query_thumb, qbox), _oblique_share(stored_thumb, sbox))
-    repeats = [
-        r
-        for r in (_self_match(query_thumb, qbox), _self_match(stored_thumb, sbox))
-        if r is not None
-    ]
-    motif = min(repeats) if repeats else 0.0
+    # the motif is what disagrees, not the whole box: a caption's box also holds a bit of the
+    # picture's edges, which repeat along themselves
+    blob = cv2.dilate(faint & (labels == big).view(np.uint8), _MOTIF_KERNEL)
+
+    def motif() -> float:
+        sblob = _warp(blob, _invert(affine), (sw, sh), cv2.INTER_NEAREST, 0)
+        repeats = [
+            r
+            for r in (
+                _self_match(query_thumb, qbox, blob[qbox[1] : qbox[3], qbox[0] : qbox[2]]),
+                _self_match(stored_thumb, sbox, sblob[sbox[1] : sbox[3], sbox[0] : sbox[2]]),
+            )
+            if r is not None
+        ]
+        return min(repeats) if repeats else 0.0
+
     return OverlayBlob(
-        w * h / n_valid, outside / total, oblique, motif, detail, outside / n_valid, outside_strong
+        w * h / n_valid, outside / total, oblique, detail, outside / n_valid, outside_strong, motif
     )
 
 
-def _self_match(img: np.ndarray, box: tuple[int, int, int, int]) -> float | None:
-    """Best normalised correlation of the box's content elsewhere in the same image (away from
-    the box itself); None when the box is flat or too small to say."""
+def _self_match(
+    img: np.ndarray, box: tuple[int, int, int, int], mask: np.ndarray
+) -> float | None:
+    """Best normalised correlation of the box's masked content elsewhere in the same image
+    (away from the box itself); None when that content is flat or too small to say."""
     x0, y0, x1, y1 = box
     w, h = x1 - x0, y1 - y0
-    if w < _MIN_MOTIF_SIDE or h < _MIN_MOTIF_SIDE:
+    if w < _MIN_MOTIF_SIDE or h < _MIN_MOTIF_SIDE or cv2.countNonZero(mask) < _MIN_MOTIF_PIXELS:
         return None
     grey = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_BGR2GRAY).astype(np.float32) / 255.0
-    patch = grey[y0:y1, x0:x1]
-    if float(patch.std()) < _FLAT_MOTIF_STD:
+    patch = np.ascontiguousarray(grey[y0:y1, x0:x1])
+    if float(patch[mask > 0].std()) < _FLAT_MOTIF_STD:
         return None
-    scores = cv2.matchTemplate(grey, patch, cv2.TM_CCOEFF_NORMED)
-    np.nan_to_num(scores, copy=False)
+    scores = cv2.matchTemplate(grey, patch, cv2.TM_CCOEFF_NORMED, mask=mask)
+    np.nan_to_num(scores, copy=False, posinf=-1.0, neginf=-1.0)
     ys, xs = np.ogrid[0 : scores.shape[0], 0 : scores.shape[1]]
     scores[(np.abs(xs - x0) < w // 2) & (np.abs(ys - y0) < h // 2)] = -1.0
     return float(scores.max())
