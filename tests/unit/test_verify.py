@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 from skimage import data
@@ -300,7 +302,43 @@ def test_caption_with_faint_residue_elsewhere_passes() -> None:
     assert ev.overlay.clean_outside(PIXELS) and ev.passes(PIXELS)
 
     q = _caption(t, "ok", (140, 170))
-    q[20:30, 20:30] = 0
+    q[20:40, 20:40] = 0
     ev = pixel_check(q, t, _identity(q, t))
     assert ev.overlay is not None and not ev.overlay.clean_outside(PIXELS)
     assert not ev.passes(PIXELS)
+
+
+def _court_card(suit: str) -> np.ndarray:
+    """A red court card: a crown in the middle and the suit under the rank in two opposite
+    corners, the second turned half round, as on real cards."""
+    card = np.full((192, 136, 3), 255, np.uint8)
+    red = (60, 60, 200)
+    cv2.rectangle(card, (3, 3), (132, 188), (190, 190, 190), 2)
+    crown = np.array([[36, 120], [100, 120], [108, 70], [84, 90], [68, 60], [52, 90], [28, 70]])
+    cv2.fillPoly(card, [crown], red, cv2.LINE_AA)
+    corner = np.full((44, 30, 3), 255, np.uint8)
+    cv2.putText(corner, "J", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.7, red, 2, cv2.LINE_AA)
+    if suit == "hearts":
+        cv2.circle(corner, (10, 28), 5, red, -1, cv2.LINE_AA)
+        cv2.circle(corner, (20, 28), 5, red, -1, cv2.LINE_AA)
+        cv2.fillPoly(corner, [np.array([[5, 30], [25, 30], [15, 42]])], red, cv2.LINE_AA)
+    else:
+        cv2.fillPoly(corner, [np.array([[15, 22], [23, 32], [15, 42], [7, 32]])], red, cv2.LINE_AA)
+    card[6:50, 6:36] = corner
+    card[142:186, 100:130] = corner[::-1, ::-1]
+    return card
+
+
+def test_card_index_changed_in_both_corners_fails() -> None:
+    """J of hearts vs J of diamonds: the changed suit is one small blob, and the rest of the
+    disagreement is the same change at the point-symmetric corner, not residue of an edit."""
+    hearts, diamonds = _court_card("hearts"), _court_card("diamonds")
+    ev = pixel_check(diamonds, hearts, _identity(diamonds, hearts))
+    assert ev.overlay is not None
+    assert ev.overlay.outside_mirrored > PIXELS.max_outside_mirrored
+    assert not ev.passes(PIXELS)
+    # the reflection alone tells it: were the corner change small enough to pass as residue,
+    # the pair would still be refused
+    loose = dataclasses.replace(PIXELS, max_outside_strong=1.0)
+    assert not ev.passes(loose)
+    assert ev.passes(dataclasses.replace(loose, max_outside_mirrored=1.0))
