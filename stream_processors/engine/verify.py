@@ -116,7 +116,8 @@ class PixelThresholds:
     # two sprite frames over a large area. The blob's box may cover this fraction of the
     # overlap, and at most this share of the faint disagreement may lie outside it (re-encoding
     # noise elsewhere; 0.04-0.16 on overlaid copies) unless the pair is clean outside it (see
-    # OverlayBlob.clean_outside; first at the clean limit 0.0005: stress 675 -> 685, dev 745 -> 747).
+    # OverlayBlob.clean_outside; first at the clean limit 0.0005: stress 675 -> 685 TP, dev
+    # 745 -> 747).
     max_overlay_box: float = 0.16
     max_outside_share: float = 0.2
     # Clean outside the blob (OverlayBlob.clean_outside): strong disagreement there up to 0.002
