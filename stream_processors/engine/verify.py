@@ -171,21 +171,28 @@ class PixelCheck:
     colour: ColourShift | None = None
 
     def passes(self, t: PixelThresholds) -> bool:
-        layout = (
+        framing = (
             self.cover_small >= t.min_cover_small
             and self.cover_large >= t.min_cover_large
-            and self.ncc >= t.min_ncc
             and (self.colour is None or self.colour.passes(t))
         )
-        if not layout:
+        if not framing:
             return False
         clean = (
-            self.detail_ncc >= t.min_detail_ncc
+            self.ncc >= t.min_ncc
+            and self.detail_ncc >= t.min_detail_ncc
             and self.bad <= t.max_bad
             and self.bad_center <= t.max_bad_center
             and self.bad_faint <= t.max_bad_faint
         )
-        return clean or (self.overlay is not None and self.overlay.passes(t))
+        if clean or self.overlay is None or not self.overlay.passes(t):
+            return clean
+        if self.ncc >= t.min_ncc:
+            return True
+        # the layout agrees only away from the blob (a black caption on white line art owns
+        # the grey variance of the whole picture): then the blob must be alien to both pictures
+        # (5 of diamonds vs 6: the 6's middle row repeats its top row)
+        return self.overlay.ncc >= t.min_ncc and self.overlay.motif_both <= t.max_overlay_motif
 
 
 @dataclass(frozen=True)
@@ -232,15 +239,27 @@ class OverlayBlob:
     box: float
     outside_share: float
     oblique: float
+    ncc: float  # the layout correlation away from the blob
     detail_ncc: float
     outside_faint: float  # faint disagreement outside the blob, share of the overlap
     outside_strong: float  # ... and strong disagreement
     outside_mirrored: float  # share of that strong disagreement at the blob's point reflection
-    measure_motif: Callable[[], float] = field(repr=False, compare=False)
+    measure_motifs: Callable[[], list[float]] = field(repr=False, compare=False)
 
     @cached_property
+    def _motifs(self) -> list[float]:
+        return self.measure_motifs()
+
+    @property
     def motif(self) -> float:
-        return self.measure_motif()
+        """How well the blob repeats in the picture that repeats it least (an overlay's own
+        side does not repeat, whatever lies under it on the other side)."""
+        return min(self._motifs, default=0.0)
+
+    @property
+    def motif_both(self) -> float:
+        """How well the blob repeats in the picture that repeats it most."""
+        return max(self._motifs, default=0.0)
 
     def clean_outside(self, t: PixelThresholds) -> bool:
         """Apart from the blob the pair is as clean as a clean copy must be: a small overlay
@@ -523,6 +542,7 @@ def pixel_check(
     # so a sub-pixel misalignment along edges is not a disagreement but a changed detail is
     s_img = np.zeros((qh, qw, 3), np.float32)
     s_img.reshape(-1, 3)[idx] = sv
+    s_fit_grey = _grey(s_img)
     s_img += bias
     s_hi, s_lo = cv2.dilate(s_img, _SHIFT_KERNEL), cv2.erode(s_img, _SHIFT_KERNEL)
     # per-channel excess of the query over the stored range; only compared with the levels
@@ -549,7 +569,14 @@ def pixel_check(
     detail_ncc = _detail_ncc(q_grey, s_grey, valid_u8)
     overlay = (
         _overlay_blob(
-            faint, bad_img, valid_u8, query_thumb, stored_thumb, affine, (q_grey, s_grey)
+            faint,
+            bad_img,
+            valid_u8,
+            query_thumb,
+            stored_thumb,
+            affine,
+            (q_grey, s_grey),
+            s_fit_grey,
         )
         if bad > 0
         else None
@@ -639,11 +666,13 @@ def _overlay_blob(
     stored_thumb: np.ndarray,
     affine: np.ndarray,
     aligned_grey: tuple[np.ndarray, np.ndarray],
+    fitted_grey: np.ndarray,
 ) -> OverlayBlob | None:
     """Describe the largest merged blob of the faint-disagreement map (uint8, query frame;
     ``strong`` is the strong-disagreement map); ``valid`` is the overlap (uint8),
     ``aligned_grey`` the smoothed query and corrected stored grey images the detail correlation
-    compares."""
+    compares, ``fitted_grey`` the stored grey image before the smooth correction (the layout
+    correlation's)."""
     merged = cv2.dilate(faint, _BLOB_KERNEL)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(merged, connectivity=8)
     if n < 2:
@@ -682,9 +711,9 @@ def _overlay_blob(
     # picture's edges, which repeat along themselves
     blob = cv2.dilate(faint & (labels == big).view(np.uint8), _MOTIF_KERNEL)
 
-    def motif() -> float:
+    def motifs() -> list[float]:
         sblob = _warp(blob, _invert(affine), (sw, sh), cv2.INTER_NEAREST, 0)
-        repeats = [
+        return [
             r
             for r in (
                 _self_match(query_thumb, qbox, blob[qbox[1] : qbox[3], qbox[0] : qbox[2]]),
@@ -692,17 +721,17 @@ def _overlay_blob(
             )
             if r is not None
         ]
-        return min(repeats) if repeats else 0.0
 
     return OverlayBlob(
         w * h / n_valid,
         outside / total,
         oblique,
+        _ncc(aligned_grey[0], fitted_grey, valid & away),
         detail,
         outside / n_valid,
         outside_strong,
         mirrored,
-        motif,
+        motifs,
     )
 
 
@@ -774,6 +803,17 @@ def _content_cover(img: np.ndarray, covered: np.ndarray) -> float:
     if n < _MIN_CONTENT * content.size:
         return 0.0
     return float(cv2.countNonZero(content & covered)) / n
+
+
+def _ncc(q: np.ndarray, s: np.ndarray, mask: np.ndarray) -> float:
+    """Normalised correlation of two grey images on ``mask`` (uint8)."""
+    on = mask > 0
+    if int(on.sum()) < 64:
+        return 0.0
+    x, y = q[on].astype(np.float64), s[on].astype(np.float64)
+    x, y = x - x.mean(), y - y.mean()
+    denom = float(np.sqrt((x * x).sum() * (y * y).sum()))
+    return float((x * y).sum() / denom) if denom > 1e-9 else 0.0
 
 
 def _detail_ncc(q: np.ndarray, s: np.ndarray, valid: np.ndarray) -> float:

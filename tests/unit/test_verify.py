@@ -342,3 +342,20 @@ def test_card_index_changed_in_both_corners_fails() -> None:
     loose = dataclasses.replace(PIXELS, max_outside_strong=1.0)
     assert not ev.passes(loose)
     assert ev.passes(dataclasses.replace(loose, max_outside_mirrored=1.0))
+
+
+def test_bold_caption_on_line_art_passes_on_the_layout_away_from_it() -> None:
+    """A bold black caption on thin black-on-white line art owns most of the grey variance, so
+    the whole-picture correlation drops below the limit; away from the caption the layout
+    agrees, and the caption repeats in neither picture."""
+    art = np.full((192, 160, 3), 255, np.uint8)
+    cv2.circle(art, (80, 80), 50, (0, 0, 0), 2, cv2.LINE_AA)
+    cv2.line(art, (20, 180), (150, 20), (0, 0, 0), 2, cv2.LINE_AA)
+    q = art.copy()
+    for dx in range(5):  # bold strokes
+        cv2.putText(q, "SALE", (36 + dx, 150), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (0, 0, 0), 2)
+    ev = pixel_check(q, art, _identity(q, art))
+    assert ev.ncc < PIXELS.min_ncc
+    assert ev.overlay is not None and ev.overlay.ncc >= PIXELS.min_ncc
+    assert ev.overlay.motif_both <= PIXELS.max_overlay_motif
+    assert ev.passes(PIXELS)
