@@ -69,11 +69,13 @@ from stream_processors.engine.signatures import (
     trim_uniform_border,
 )
 from stream_processors.engine.verify import (
+    REFINE_MIN_NCC,
     GeometryThresholds,
     PixelCheck,
     PixelThresholds,
     estimate_geometry,
     pixel_check,
+    refine_alignment,
     thumb_affine,
 )
 from stream_processors.engine.visual_words import VisualWordIndex
@@ -476,7 +478,13 @@ class DefaultMethod:
                 stored, _ = local_features_from_bytes(record)
             thumb = np.ascontiguousarray(sig.local.thumb[:, ::-1]) if mirrored else sig.local.thumb
             affine = thumb_affine(geo.affine, sig.local, stored)
-            out.append(pixel_check(thumb, stored.thumb, affine))
+            ev = pixel_check(thumb, stored.thumb, affine)
+            if not ev.passes(PIXELS) and ev.ncc >= REFINE_MIN_NCC:
+                refined = refine_alignment(thumb, stored.thumb, affine)
+                if refined is not None:
+                    again = pixel_check(thumb, stored.thumb, refined)
+                    ev = again if again.passes(PIXELS) else ev
+            out.append(ev)
             if stop is not None and out[-1].passes(stop):
                 break
         return out

@@ -45,6 +45,11 @@ HOMOGRAPHY_MIN_SIMILARITY_SHARE = 0.15
 HOMOGRAPHY_RANSAC_ITERS = 2000
 MAX_PERSPECTIVE = 0.002  # |h31|, |h32| per frame pixel: ~2x the tilt of a 6% keystone at 480 px
 _HOMOGRAPHY_MIN_POINTS = 4
+# ECC refinement of a geometry whose pixel check failed (refine_alignment)
+REFINE_LONG_SIDE = 96
+REFINE_MAX_SHIFT = 0.25
+REFINE_MIN_NCC = 0.5  # a worse first alignment is another picture, not an imprecise fit
+_REFINE_CRITERIA = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 40, 1e-4)
 _SMOOTH_SIGMA = 1.0
 _DIFF_LEVEL = 0.12  # colour residual (0..1) above which an aligned pixel disagrees
 _FAINT_DIFF_LEVEL = 0.07
@@ -53,7 +58,7 @@ _BIAS_SIGMA = 6.0
 _COLOUR_FIT_KEEP = 0.9
 _COLOUR_FIT_SAMPLES = 4000
 _DETAIL_SIGMA = 3.0
-_NCC_FLOOR = 0.6  # below any acceptance threshold
+_NCC_FLOOR = 0.5  # below any acceptance threshold, even away from an overlay
 _HIST_LEVELS = 256
 _SHIFT_TOLERANCE = 3  # pixels: a 3x3 neighbourhood
 _FLAT_WINDOW = 5  # pixels: window of the local contrast that tells content from flat background
@@ -122,10 +127,12 @@ class PixelThresholds:
     max_outside_share: float = 0.2
     # Clean outside the blob (OverlayBlob.clean_outside): strong disagreement there up to 0.002
     # of the overlap (4x the clean limit; a filtered copy's scattered residue 0.0008-0.0018 on
-    # dev), unless most of it sits where the blob lands turned half round: J of hearts vs J of
-    # diamonds disagree at both index corners (0.0020 outside, all of it mirrored). Dev 748 ->
-    # 751 true positives, stress 686 -> 691; at 0.001 without the mirror test 749 / 691.
+    # dev). Dev 748 -> 751 true positives, stress 686 -> 691; at 0.001 749 / 691.
     max_outside_strong: float = 0.002
+    # More strong disagreement outside the blob than a clean copy has, most of it point-symmetric
+    # (through the centre, onto the blob or onto itself) is a card's changed index, which the
+    # card repeats turned half round: J of hearts vs J of diamonds (all of the 0.0020 outside),
+    # 5 vs 6 of spades (its two index corners). A pasted overlay does not repeat.
     max_outside_mirrored: float = 0.5
     min_overlay_oblique: float = 0.06
     # A card's extra pip, a sprite's repeated part: a blob that repeats its own picture's motifs
@@ -243,7 +250,7 @@ class OverlayBlob:
     detail_ncc: float
     outside_faint: float  # faint disagreement outside the blob, share of the overlap
     outside_strong: float  # ... and strong disagreement
-    outside_mirrored: float  # share of that strong disagreement at the blob's point reflection
+    outside_mirrored: float  # share of that strong disagreement that is point-symmetric
     measure_motifs: Callable[[], list[float]] = field(repr=False, compare=False)
 
     @cached_property
@@ -264,17 +271,19 @@ class OverlayBlob:
     def clean_outside(self, t: PixelThresholds) -> bool:
         """Apart from the blob the pair is as clean as a clean copy must be: a small overlay
         on a filtered or re-encoded copy leaves faint residue elsewhere that outweighs it."""
-        return (
-            self.outside_strong <= t.max_outside_strong
-            and self.outside_faint <= t.max_bad_faint
-            and self.outside_mirrored <= t.max_outside_mirrored
-        )
+        return self.outside_strong <= t.max_outside_strong and self.outside_faint <= t.max_bad_faint
+
+    def point_symmetric(self, t: PixelThresholds) -> bool:
+        """The disagreement outside the blob is more than residue and mirrors through the
+        centre: a card's index, not an overlay."""
+        return self.outside_strong > t.max_bad and self.outside_mirrored > t.max_outside_mirrored
 
     def passes(self, t: PixelThresholds) -> bool:
         return (
             self.detail_ncc >= t.min_detail_ncc
             and self.box <= t.max_overlay_box
             and (self.outside_share <= t.max_outside_share or self.clean_outside(t))
+            and not self.point_symmetric(t)
             and self.oblique >= t.min_overlay_oblique
             and self.motif <= t.max_overlay_motif
         )
@@ -369,6 +378,55 @@ def thumb_affine(geo_affine: np.ndarray, query: LocalFeatures, stored: LocalFeat
     s_inv = np.diag([1.0 / ssx, 1.0 / ssy, 1.0])
     out: np.ndarray = q @ a @ s_inv
     return out if geo_affine.shape == (3, 3) else out[:2]
+
+
+def refine_alignment(
+    query_thumb: np.ndarray, stored_thumb: np.ndarray, transform: np.ndarray
+) -> np.ndarray | None:
+    """The stored->query transform (2x3 affine or 3x3 homography) refined by ECC, maximising
+    the correlation of the two grey thumbnails at REFINE_LONG_SIDE; None when ECC does not
+    converge or moves the stored frame's corners by more than REFINE_MAX_SHIFT of the query's
+    long side (a refinement, not a new alignment).
+
+    Why: keypoints on flat, low-texture art (signs, clip art) are few and sit on a few edges,
+    so RANSAC fixes the rotation and scale only roughly, or a homography fitted to them tilts
+    the frame, and a copy then disagrees along every edge of the picture. The pixel check still
+    judges the refined alignment: ECC maximises correlation, it cannot remove a changed detail.
+    """
+    qs = REFINE_LONG_SIDE / max(query_thumb.shape[:2])
+    ss = REFINE_LONG_SIDE / max(stored_thumb.shape[:2])
+    q = _reduced_grey(query_thumb, qs)
+    st = _reduced_grey(stored_thumb, ss)
+    full = transform if transform.shape == (3, 3) else np.vstack([transform, [0.0, 0.0, 1.0]])
+    reduced = np.diag([qs, qs, 1.0]) @ full @ np.diag([1.0 / ss, 1.0 / ss, 1.0])
+    inverse = np.linalg.inv(reduced)  # ECC warps the stored image into the query's frame
+    affine = _is_affine(transform)
+    start = (inverse[:2] if affine else inverse).astype(np.float32)
+    motion = cv2.MOTION_AFFINE if affine else cv2.MOTION_HOMOGRAPHY
+    try:
+        _, found = cv2.findTransformECC(
+            q, st, start, motion, _REFINE_CRITERIA, np.ones(q.shape, np.uint8), 3
+        )
+    except cv2.error:
+        return None  # did not converge (flat images, no overlap)
+    warp = np.asarray(found, np.float64)
+    w3 = np.vstack([warp, [0.0, 0.0, 1.0]]) if affine else warp
+    refined = np.diag([1.0 / qs, 1.0 / qs, 1.0]) @ np.linalg.inv(w3) @ np.diag([ss, ss, 1.0])
+    refined = refined / refined[2, 2]
+    sh, sw = stored_thumb.shape[:2]
+    corners = np.array([[0, 0], [sw, 0], [sw, sh], [0, sh]], np.float64)
+    shift = np.abs(_map_points(refined, corners) - _map_points(full, corners)).max()
+    if not np.isfinite(shift) or shift > REFINE_MAX_SHIFT * max(query_thumb.shape[:2]):
+        return None
+    out: np.ndarray = refined[:2] if affine else refined
+    return out
+
+
+def _reduced_grey(img: np.ndarray, scale: float) -> np.ndarray:
+    h, w = img.shape[:2]
+    size = (max(8, round(w * scale)), max(8, round(h * scale)))
+    small = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255.0
 
 
 def _grey(img: np.ndarray) -> np.ndarray:
@@ -683,7 +741,9 @@ def _overlay_blob(
     outside = cv2.countNonZero(faint & away)
     n_valid = cv2.countNonZero(valid)
     outside_strong = cv2.countNonZero(strong & away) / n_valid
-    mirrored = _point_reflected_share(strong & away, (labels == big).view(np.uint8), valid)
+    strong_away = strong & away
+    symmetric_to = ((labels == big).view(np.uint8) | cv2.dilate(strong_away, _MOTIF_KERNEL)) > 0
+    mirrored = _point_reflected_share(strong_away, symmetric_to, valid)
     detail = _detail_ncc(aligned_grey[0], aligned_grey[1], valid & cv2.erode(away, _BLOB_KERNEL))
     total = cv2.countNonZero(faint)
     qh, qw = query_thumb.shape[:2]
@@ -737,8 +797,8 @@ def _overlay_blob(
 
 def _point_reflected_share(points: np.ndarray, region: np.ndarray, valid: np.ndarray) -> float:
     """Share of the ``points`` map (uint8) whose reflection through the overlap's centre falls
-    in ``region``: a playing card repeats its index, turned half round, in the opposite corner,
-    so a changed index disagrees there too; a pasted overlay does not repeat."""
+    in ``region`` (bool): a playing card repeats its index, turned half round, in the opposite
+    corner, so a changed index disagrees there too; a pasted overlay does not repeat."""
     ys, xs = np.nonzero(points)
     if len(xs) == 0:
         return 0.0

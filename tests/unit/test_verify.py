@@ -359,3 +359,34 @@ def test_bold_caption_on_line_art_passes_on_the_layout_away_from_it() -> None:
     assert ev.overlay is not None and ev.overlay.ncc >= PIXELS.min_ncc
     assert ev.overlay.motif_both <= PIXELS.max_overlay_motif
     assert ev.passes(PIXELS)
+
+
+def _sign(bar_vertical: bool = False) -> np.ndarray:
+    """Flat, low-texture art: a white disk with a black bar on black."""
+    sign = np.zeros((192, 192, 3), np.uint8)
+    cv2.circle(sign, (96, 96), 80, (255, 255, 255), -1, cv2.LINE_AA)
+    if bar_vertical:
+        cv2.rectangle(sign, (84, 40), (108, 152), (0, 0, 0), -1)
+    else:
+        cv2.rectangle(sign, (40, 84), (152, 108), (0, 0, 0), -1)
+    return sign
+
+
+def test_refinement_recovers_a_rough_rotation_and_keeps_another_picture_out() -> None:
+    """Keypoints of a flat sign fix its rotation only roughly (1 degree for a 4 degree turn):
+    the copy then disagrees along every edge until ECC refines the alignment. Refining cannot
+    make the sign with a vertical bar pass."""
+    from stream_processors.engine.verify import refine_alignment
+
+    sign = _sign()
+    turned = cv2.getRotationMatrix2D((96, 96), 4.0, 1.0)
+    copy = cv2.warpAffine(sign, turned, (192, 192), flags=cv2.INTER_LINEAR)
+    rough = cv2.getRotationMatrix2D((96, 96), 1.0, 1.0)
+    assert not pixel_check(copy, sign, rough).passes(PIXELS)
+    refined = refine_alignment(copy, sign, rough)
+    assert refined is not None and np.abs(refined - turned).max() < 0.5
+    assert pixel_check(copy, sign, refined).passes(PIXELS)
+
+    other = _sign(bar_vertical=True)
+    moved = refine_alignment(copy, other, rough)
+    assert moved is None or not pixel_check(copy, other, moved).passes(PIXELS)
