@@ -176,6 +176,7 @@ class PixelCheck:
     detail_ncc: float = 0.0  # correlation of the fine detail (high-pass), not just the layout
     overlay: OverlayBlob | None = None  # the disagreement as one blob, when it is one
     colour: ColourShift | None = None
+    ncc_unshaded: float = 0.0  # ncc after the smooth residual (vignette, uneven tint) is removed
 
     def passes(self, t: PixelThresholds) -> bool:
         framing = (
@@ -185,8 +186,10 @@ class PixelCheck:
         )
         if not framing:
             return False
+        # a vignette or uneven tint lowers the layout correlation of a clean copy; the smooth
+        # residual it leaves is no change of the picture
         clean = (
-            self.ncc >= t.min_ncc
+            max(self.ncc, self.ncc_unshaded) >= t.min_ncc
             and self.detail_ncc >= t.min_detail_ncc
             and self.bad <= t.max_bad
             and self.bad_center <= t.max_bad_center
@@ -640,7 +643,16 @@ def pixel_check(
         else None
     )
     return PixelCheck(
-        cover_small, cover_large, ncc, bad, bad_center, bad_faint, detail_ncc, overlay, colour
+        cover_small,
+        cover_large,
+        ncc,
+        bad,
+        bad_center,
+        bad_faint,
+        detail_ncc,
+        overlay,
+        colour,
+        _ncc(q_grey, s_grey, valid_u8),
     )
 
 

@@ -390,3 +390,17 @@ def test_refinement_recovers_a_rough_rotation_and_keeps_another_picture_out() ->
     other = _sign(bar_vertical=True)
     moved = refine_alignment(copy, other, rough)
     assert moved is None or not pixel_check(copy, other, moved).passes(PIXELS)
+
+
+def test_strong_vignette_passes_on_the_unshaded_layout() -> None:
+    """A dark vignette on a low-contrast photo lowers the whole-picture correlation below the
+    limit; what it leaves after the colour fit is a smooth residual, which is no change."""
+    t = _thumb(data.chelsea())
+    h, w = t.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    r2 = ((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2
+    gain = np.clip(1 - 0.4 * r2, 0.1, 1)[..., None]
+    q = np.clip(t.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+    ev = pixel_check(q, t, _identity(q, t))
+    assert ev.ncc < PIXELS.min_ncc <= ev.ncc_unshaded
+    assert ev.passes(PIXELS)
