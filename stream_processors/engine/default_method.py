@@ -11,7 +11,8 @@ Decision cascade for one upload (cheapest conclusive evidence first):
 4. Otherwise the images with most visual-word votes (inverted index) join the shortlist, and
    at most SHORTLIST.max_verified candidates, strongest evidence first, are verified by ORB
    ratio-test matches, a RANSAC similarity or homography (upright and/or mirrored view,
-   whichever has evidence) and the aligned pixel check.
+   whichever has evidence) and the aligned pixel check; an alignment whose check fails is
+   refined by ECC and checked once more (verify.refine_alignment).
 5. Once a candidate passes, the remaining candidates of that stage stored *earlier* are checked
    too, so the reference goes to the earliest stored image it copies (normally the original).
 6. No duplicate: the seed's clustering rule on the hash (new cluster / merge into the nearest).
@@ -313,7 +314,8 @@ class DefaultMethod:
         # visual-word query (the stage that grows most with the number stored) and keypoints
         found = _earliest_passing(fast, self._image_key)
         if found is None:
-            found = _earliest_passing(self._keypoint_checks(sig, hash_hits), self._image_key)
+            checks = self._keypoint_checks(sig, hash_hits, by_hash)
+            found = _earliest_passing(checks, self._image_key)
         if found is not None:
             key, how = found
             dist = hash_hits[key][0] if key in hash_hits else self._code_distance(sig, key)
@@ -335,10 +337,10 @@ class DefaultMethod:
         )
 
     def _keypoint_checks(
-        self, sig: DefaultSignature, hash_hits: dict[int, tuple[int, int]]
+        self, sig: DefaultSignature, hash_hits: dict[int, tuple[int, int]], by_hash: list[int]
     ) -> list[tuple[int, str, Callable[[], bool]]]:
         """Keypoint verifications of the strongest few candidates: close hashes, then the best
-        visual-word scores, then the other hash neighbours."""
+        visual-word scores, then the other hash neighbours (``by_hash``: nearest first)."""
         # which views (upright / mirrored) have evidence for each candidate: a hash variant's
         # reflection parity, or the words of the upright or mirrored keypoints
         views: dict[int, list[bool]] = {k: [_is_reflection(v)] for k, (_, v) in hash_hits.items()}
@@ -353,7 +355,6 @@ class DefaultMethod:
                 scored[wv.key] = max(scored.get(wv.key, 0.0), wv.votes)
                 if mirrored not in views.setdefault(wv.key, []):
                     views[wv.key].append(mirrored)
-        by_hash = sorted(hash_hits, key=lambda k: (hash_hits[k][0], k))
         close = [k for k in by_hash if hash_hits[k][0] <= SHORTLIST.close_hash_distance]
         by_words = sorted(scored, key=lambda k: (-scored[k], k))
         ranked: list[int] = []
