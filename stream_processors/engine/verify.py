@@ -85,6 +85,7 @@ _INK_CONTRAST = 0.25  # grey-level distance from the background that makes a pix
 # crown turns mid grey (gap ~0), the king of spades' crown is black (~0.4 from the red's luma).
 _GREYSCALE_MAX_GAP = 0.08
 _GREYSCALE_MIN_FLIP = 0.05
+_TONE_FIT_MIN_STD = 0.05  # luma spread (0..1) the greyscale tone fit needs
 _LUMA_BGR = np.array([0.114, 0.587, 0.299])  # ITU-R BT.601, as cv2.COLOR_BGR2GRAY
 
 _ERODE_KERNEL = np.ones((_VALID_ERODE, _VALID_ERODE), np.uint8)
@@ -717,7 +718,12 @@ def _greyscale_gap(
 ) -> float | None:
     """When one side is a greyscale picture: the median distance, over the pixels coloured on
     the other side, between its grey level and the luma of that colour (what a greyscale
-    conversion would give); None when neither side is greyscale or nothing flipped."""
+    conversion would give) after the brightness and contrast change that maps the luma of the
+    pixels that did not flip to their grey levels (a copy may be both greyscale and brightened);
+    None when neither side is greyscale or nothing flipped. The map is learnt where both sides
+    agree that there is no strong colour and is affine, not any tone curve: fitted on the
+    flipped pixels too, or free to bend, it would turn a red crown's luma into black and excuse
+    the king of spades."""
     if not flipped.any():
         return None
     if float(np.mean(cq <= _GREY_CHROMA)) >= _GREYSCALE_SHARE:
@@ -726,9 +732,25 @@ def _greyscale_gap(
         grey_side, colour_side = s, q
     else:
         return None
-    luma = colour_side[flipped] @ _LUMA_BGR
-    level = grey_side[flipped].mean(axis=1)
-    return float(np.median(np.abs(level - luma)))
+    luma = colour_side @ _LUMA_BGR
+    level = grey_side.mean(axis=1)
+    gain, offset = _robust_line(luma[~flipped], level[~flipped])
+    return float(np.median(np.abs(level[flipped] - (gain * luma[flipped] + offset))))
+
+
+def _robust_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Least-squares y ~ gain * x + offset, refitted without the worst residuals (an overlay,
+    the changed part); the identity when x has too few pixels or too little spread to say."""
+    keep = np.ones(x.shape[0], bool)
+    gain, offset = 1.0, 0.0
+    for _ in range(2):
+        xs, ys = x[keep], y[keep]
+        if xs.size < _MIN_HUE_PIXELS or float(xs.std()) < _TONE_FIT_MIN_STD:
+            return 1.0, 0.0
+        gain, offset = (float(v) for v in np.polyfit(xs, ys, 1))
+        res = np.abs(gain * x + offset - y)
+        keep = res <= np.quantile(res, _COLOUR_FIT_KEEP)
+    return gain, offset
 
 
 def _overlay_blob(

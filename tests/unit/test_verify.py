@@ -404,3 +404,14 @@ def test_strong_vignette_passes_on_the_unshaded_layout() -> None:
     ev = pixel_check(q, t, _identity(q, t))
     assert ev.ncc < PIXELS.min_ncc <= ev.ncc_unshaded
     assert ev.passes(PIXELS)
+
+
+def test_greyscale_and_brightened_copy_passes() -> None:
+    """A copy both made black-and-white and brightened keeps each colour's luma up to the
+    brightness change, which the pixels that had no colour to lose tell."""
+    t = _thumb(data.astronaut())
+    grey = cv2.cvtColor(cv2.cvtColor(t, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    q = np.clip(grey.astype(np.float32) * 1.4, 0, 255).astype(np.uint8)
+    ev = pixel_check(q, t, _identity(q, t))
+    assert ev.colour is not None and ev.colour.greyscale_copy
+    assert ev.passes(PIXELS)
