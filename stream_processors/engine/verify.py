@@ -591,10 +591,7 @@ def pixel_check(
         q, warped = _luma_image(q), _luma_image(warped)
         qv = q.reshape(-1, 3)[idx].astype(np.float64)
     sv = _fit_colours(warped.reshape(-1, 3)[idx], qv)
-    qg, sg = _grey(qv), _grey(sv)
-    qc, sc = qg - qg.mean(), sg - sg.mean()
-    denom = float(np.sqrt((qc * qc).sum() * (sc * sc).sum()))
-    ncc = float((qc * sc).sum() / denom) if denom > 1e-9 else 0.0
+    ncc = _correlation(_grey(qv), _grey(sv))
     if ncc < _NCC_FLOOR:  # hopeless: skip the disagreement maps
         return PixelCheck(cover_small, cover_large, ncc, 1.0, 1.0, 1.0, colour=colour)
     valid = valid_u8 > 0
@@ -677,8 +674,9 @@ def _colour_shift(q: np.ndarray, s: np.ndarray) -> ColourShift:
     strong, grey = _STRONG_CHROMA, _GREY_CHROMA
     flipped = ((cq >= strong) & (cs <= grey)) | ((cs >= strong) & (cq <= grey))
     flip = float(np.mean(flipped))
-    gap = _greyscale_gap(qs, ss, cq, cs, flipped)
-    ink = _ink_flip(qs, ss, cq, cs, flipped)
+    sides = _greyscale_sides(qs, ss, cq, cs)
+    gap = _greyscale_gap(sides, flipped)
+    ink = _ink_flip(sides, flipped)
     both = (cq >= _HUE_CHROMA) & (cs >= _HUE_CHROMA)
     if int(both.sum()) < _MIN_HUE_PIXELS:
         return ColourShift(flip, 0.0, gap, ink)
@@ -687,20 +685,26 @@ def _colour_shift(q: np.ndarray, s: np.ndarray) -> ColourShift:
     return ColourShift(flip, abs(float(np.degrees(np.angle(mean)))), gap, ink)
 
 
-def _ink_flip(
-    q: np.ndarray, s: np.ndarray, cq: np.ndarray, cs: np.ndarray, flipped: np.ndarray
-) -> float:
+def _greyscale_sides(
+    q: np.ndarray, s: np.ndarray, cq: np.ndarray, cs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(grey side, colour side) of the sampled pixels when one side is a greyscale picture
+    (``cq``/``cs``: their chroma); None when neither is."""
+    if float(np.mean(cq <= _GREY_CHROMA)) >= _GREYSCALE_SHARE:
+        return q, s
+    if float(np.mean(cs <= _GREY_CHROMA)) >= _GREYSCALE_SHARE:
+        return s, q
+    return None
+
+
+def _ink_flip(sides: tuple[np.ndarray, np.ndarray] | None, flipped: np.ndarray) -> float:
     """When one side is a greyscale picture: the share of its ink (pixels away from its
     background level, the median grey) that is strongly coloured on the other side. A pasted
     logo covers ink and background alike, so its share of the ink is its share of the picture;
     a red suit over a black one covers mostly ink."""
-    if float(np.mean(cq <= _GREY_CHROMA)) >= _GREYSCALE_SHARE:
-        grey_side = q
-    elif float(np.mean(cs <= _GREY_CHROMA)) >= _GREYSCALE_SHARE:
-        grey_side = s
-    else:
+    if sides is None:
         return 0.0
-    level = grey_side.mean(axis=1)
+    level = sides[0].mean(axis=1)
     ink = np.abs(level - np.median(level)) >= _INK_CONTRAST
     if int(ink.sum()) < _MIN_HUE_PIXELS:
         return 0.0
@@ -714,7 +718,7 @@ def _luma_image(img: np.ndarray) -> np.ndarray:
 
 
 def _greyscale_gap(
-    q: np.ndarray, s: np.ndarray, cq: np.ndarray, cs: np.ndarray, flipped: np.ndarray
+    sides: tuple[np.ndarray, np.ndarray] | None, flipped: np.ndarray
 ) -> float | None:
     """When one side is a greyscale picture: the median distance, over the pixels coloured on
     the other side, between its grey level and the luma of that colour (what a greyscale
@@ -724,14 +728,9 @@ def _greyscale_gap(
     agree that there is no strong colour and is affine, not any tone curve: fitted on the
     flipped pixels too, or free to bend, it would turn a red crown's luma into black and excuse
     the king of spades."""
-    if not flipped.any():
+    if sides is None or not flipped.any():
         return None
-    if float(np.mean(cq <= _GREY_CHROMA)) >= _GREYSCALE_SHARE:
-        grey_side, colour_side = q, s
-    elif float(np.mean(cs <= _GREY_CHROMA)) >= _GREYSCALE_SHARE:
-        grey_side, colour_side = s, q
-    else:
-        return None
+    grey_side, colour_side = sides
     luma = colour_side @ _LUMA_BGR
     level = grey_side.mean(axis=1)
     gain, offset = _robust_line(luma[~flipped], level[~flipped])
@@ -907,7 +906,11 @@ def _ncc(q: np.ndarray, s: np.ndarray, mask: np.ndarray) -> float:
     on = mask > 0
     if int(on.sum()) < 64:
         return 0.0
-    x, y = q[on].astype(np.float64), s[on].astype(np.float64)
+    return _correlation(q[on].astype(np.float64), s[on].astype(np.float64))
+
+
+def _correlation(x: np.ndarray, y: np.ndarray) -> float:
+    """Normalised correlation of two value arrays, in their own precision."""
     x, y = x - x.mean(), y - y.mean()
     denom = float(np.sqrt((x * x).sum() * (y * y).sum()))
     return float((x * y).sum() / denom) if denom > 1e-9 else 0.0
@@ -925,7 +928,4 @@ def _detail_ncc(q: np.ndarray, s: np.ndarray, valid: np.ndarray) -> float:
     qd = q - cv2.GaussianBlur(q, (0, 0), _DETAIL_SIGMA)
     sd = s - cv2.GaussianBlur(s, (0, 0), _DETAIL_SIGMA)
     inner = inner_u8 > 0
-    x, y = qd[inner], sd[inner]
-    x, y = x - x.mean(), y - y.mean()
-    denom = float(np.sqrt((x * x).sum() * (y * y).sum()))
-    return float((x * y).sum() / denom) if denom > 1e-9 else 0.0
+    return _correlation(qd[inner], sd[inner])
