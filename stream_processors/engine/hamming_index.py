@@ -176,6 +176,31 @@ class HammingIndex:
         slots, dists = self._within(q, int(max_distance))
         return self._top(slots, dists, limit)
 
+    def find(self, code: CodeLike) -> list[int]:
+        """Keys whose code equals ``code`` exactly, in ascending order.
+
+        Why not ``search(code, 0)``: an exact match shares every substring, so one bucket of one
+        table holds it; probing that bucket alone costs a few numpy calls, where the general
+        radius search costs a few dozen (the SHA-256 lookup of every upload runs this).
+        """
+        if self._live == 0:
+            return []
+        q = self._as_code(code)
+        qw = q.view(self._wdtype)
+        found: list[np.ndarray] = []
+        if self._n_indexed:
+            bucket = int(q[:2].view("<u2")[0]) >> (_SUB_BITS - self._bucket_bits)
+            lo, hi = int(self._offsets[0, bucket]), int(self._offsets[0, bucket + 1])
+            slots = self._perm[0, lo:hi]
+            words = self._codes.view(self._wdtype).take(slots, axis=0)
+            found.append(slots[(words == qw).all(axis=1)].astype(np.intp))
+        if self._n > self._n_indexed:
+            words = self._codes[self._n_indexed : self._n].view(self._wdtype)
+            found.append(np.flatnonzero((words == qw).all(axis=1)) + self._n_indexed)
+        slots_all = np.concatenate(found)
+        slots_all = slots_all[self._alive[slots_all]]
+        return sorted(int(k) for k in self._keys[slots_all])
+
     def knn(self, code: CodeLike, k: int) -> list[tuple[int, int]]:
         """The ``k`` nearest stored ``(key, distance)``, nearest first (ties by key). Exact.
 
@@ -316,8 +341,34 @@ class HammingIndex:
             return None
         return starts, ends
 
+    def _shared_substring_candidates(self, q: np.ndarray, radius: int) -> np.ndarray | None:
+        """Indexed slots sharing a whole substring with ``q`` in the ``radius + 1`` tables whose
+        buckets are smallest (radius < m: a code within ``radius`` differs in no bit of at least
+        ``m - radius`` substrings, so it is in one of those buckets); None when a linear scan is
+        cheaper. The same candidates as the general probe at zero flips, in a few numpy calls
+        instead of a few dozen: the quick stage searches this way for every upload."""
+        subs = q.view("<u2").astype(np.intp) >> (_SUB_BITS - self._bucket_bits)
+        rows = np.arange(self.m)
+        starts = self._offsets[rows, subs]
+        sizes = self._offsets[rows, subs + 1] - starts
+        tables = np.argsort(sizes, kind="stable")[: radius + 1].tolist()
+        if int(sizes[tables].sum()) * 3 > self._n_indexed:
+            return None
+        lo, size = starts.tolist(), sizes.tolist()
+        parts = [self._perm[t, lo[t] : lo[t] + size[t]] for t in tables]
+        return np.unique(np.concatenate(parts)).astype(np.intp)
+
     def _within(self, q: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
         """Slots and distances of live codes within ``radius`` (unordered, no duplicates)."""
+        if radius < self.m and self._n_indexed >= _MIN_INDEXED:
+            cand = self._shared_substring_candidates(q, radius)
+            if cand is not None:
+                d = self._popcount_dist(q, cand)
+                keep = (d <= radius) & self._alive[cand]
+                ds, dd = self._scan(q, self._n_indexed, self._n)
+                slots, dists = np.concatenate([cand[keep], ds]), np.concatenate([d[keep], dd])
+                near = dists <= radius
+                return slots[near], dists[near]
         ranges = self._mih_ranges(q, radius)
         if ranges is None:
             slots, dists = self._scan(q, 0, self._n)

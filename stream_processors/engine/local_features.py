@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Protocol
 
 import cv2
@@ -107,10 +108,19 @@ def thumb_of(frame: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- serialisation
 _LF_MAGIC = b"LF"
-_LF_VERSION = 3
-# magic, version, frame w, h, thumb w, h, n keypoints, PNG-encoded thumbnail length
-_LF_HEADER = struct.Struct("<2sBHHHHHI")
+_LF_VERSION = 4  # 4: the thumbnail codec is recorded (PNG or raw)
+# magic, version, thumbnail codec, frame w, h, thumb w, h, n keypoints, thumbnail bytes
+_LF_HEADER = struct.Struct("<2sBBHHHHHI")
 _THUMB_CHANNELS = 3
+
+
+class ThumbCodec(IntEnum):
+    """How a record holds its thumbnail. PNG is lossless at a third of the raw size, for the
+    signature on the wire; RAW is for the FeatureStore, read for every hash neighbour's pixel
+    check, where decoding a PNG thumbnail alone costs ~0.5 ms."""
+
+    PNG = 0
+    RAW = 1
 
 
 def keypoints_to_bytes(kp: Keypoints) -> bytes:
@@ -134,49 +144,81 @@ def _encode_thumb(thumb: np.ndarray) -> bytes:
     return bytes(buf.tobytes())
 
 
-def local_features_to_bytes(lf: LocalFeatures) -> bytes:
+def local_features_to_bytes(lf: LocalFeatures, codec: ThumbCodec = ThumbCodec.PNG) -> bytes:
     th, tw = lf.thumb.shape[:2]
-    png = _encode_thumb(lf.thumb)
+    if codec is ThumbCodec.PNG:
+        thumb = _encode_thumb(lf.thumb)
+    else:
+        thumb = np.ascontiguousarray(lf.thumb, np.uint8).tobytes()
     header = _LF_HEADER.pack(
         _LF_MAGIC,
         _LF_VERSION,
+        codec,
         lf.frame_size[0],
         lf.frame_size[1],
         tw,
         th,
         len(lf.keypoints),
-        len(png),
+        len(thumb),
     )
-    return header + png + keypoints_to_bytes(lf.keypoints)
+    return header + thumb + keypoints_to_bytes(lf.keypoints)
 
 
-def _record_header(data: bytes | memoryview) -> tuple[int, int, int, int, int, int]:
-    """A LocalFeatures record's header, checked: frame w, h, thumb w, h, keypoints, PNG bytes."""
-    magic, version, fw, fh, tw, th, n, n_png = _LF_HEADER.unpack_from(data, 0)
+@dataclass(frozen=True)
+class _RecordHeader:
+    codec: ThumbCodec
+    frame_size: tuple[int, int]
+    thumb_shape: tuple[int, int, int]
+    n_keypoints: int
+    thumb_bytes: int
+
+
+def _record_header(data: bytes | memoryview) -> _RecordHeader:
+    """A LocalFeatures record's header, checked."""
+    magic, version, codec, fw, fh, tw, th, n, n_thumb = _LF_HEADER.unpack_from(data, 0)
     if magic != _LF_MAGIC or version != _LF_VERSION:
         raise ValueError(f"not a local-features record v{_LF_VERSION}: {magic!r} v{version}")
-    return fw, fh, tw, th, n, n_png
+    try:
+        thumb_codec = ThumbCodec(codec)
+    except ValueError as exc:
+        raise ValueError(f"unknown thumbnail codec {codec} in local-features record") from exc
+    return _RecordHeader(thumb_codec, (fw, fh), (th, tw, _THUMB_CHANNELS), n, n_thumb)
+
+
+def _thumb_of_record(data: bytes | memoryview, head: _RecordHeader) -> np.ndarray:
+    """The record's thumbnail: a read-only view of the bytes (RAW) or a decoded PNG."""
+    buf = np.frombuffer(data, dtype=np.uint8, count=head.thumb_bytes, offset=_LF_HEADER.size)
+    if head.codec is ThumbCodec.RAW:
+        if buf.size != int(np.prod(head.thumb_shape)):
+            raise ValueError("raw thumbnail of the wrong size in local-features record")
+        return buf.reshape(head.thumb_shape)
+    thumb = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if thumb is None or thumb.shape != head.thumb_shape:
+        raise ValueError("corrupt thumbnail in local-features record")
+    return np.asarray(thumb, np.uint8)
 
 
 def local_features_from_bytes(data: bytes | memoryview) -> tuple[LocalFeatures, int]:
     """Parse a LocalFeatures record; returns it and the number of bytes consumed."""
-    fw, fh, tw, th, n, n_png = _record_header(data)
-    off = _LF_HEADER.size
-    png = np.frombuffer(data, dtype=np.uint8, count=n_png, offset=off)
-    thumb = cv2.imdecode(png, cv2.IMREAD_COLOR)
-    if thumb is None or thumb.shape != (th, tw, _THUMB_CHANNELS):
-        raise ValueError("corrupt thumbnail in local-features record")
-    off += n_png
-    kp, used = keypoints_from_bytes(memoryview(data)[off:], n)
-    return LocalFeatures(kp, (fw, fh), np.asarray(thumb, np.uint8)), off + used
+    head = _record_header(data)
+    thumb = _thumb_of_record(data, head)
+    off = _LF_HEADER.size + head.thumb_bytes
+    kp, used = keypoints_from_bytes(memoryview(data)[off:], head.n_keypoints)
+    return LocalFeatures(kp, head.frame_size, thumb), off + used
 
 
 def record_keypoints(data: bytes | memoryview) -> Keypoints:
-    """The keypoints of a LocalFeatures record without decoding its PNG thumbnail (~0.45 ms):
-    geometry needs only the keypoints, and most shortlisted candidates fail geometry."""
-    *_, n, n_png = _record_header(data)
-    kp, _ = keypoints_from_bytes(memoryview(data)[_LF_HEADER.size + n_png :], n)
+    """The keypoints of a LocalFeatures record without reading its thumbnail: geometry needs
+    only the keypoints, and most shortlisted candidates fail geometry."""
+    head = _record_header(data)
+    off = _LF_HEADER.size + head.thumb_bytes
+    kp, _ = keypoints_from_bytes(memoryview(data)[off:], head.n_keypoints)
     return kp
+
+
+def record_thumb(data: bytes | memoryview) -> np.ndarray:
+    """The thumbnail of a LocalFeatures record alone (the quick pixel check needs nothing else)."""
+    return _thumb_of_record(data, _record_header(data))
 
 
 # ----------------------------------------------------------------------------- store

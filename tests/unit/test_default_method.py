@@ -11,7 +11,7 @@ from skimage import data
 
 from stream_processors.engine.decision import Decision, DecisionKind
 from stream_processors.engine.decode import decode_image
-from stream_processors.engine.default_method import DefaultMethod, DefaultSignature
+from stream_processors.engine.default_method import DefaultMethod, DefaultSignature, Evidence
 from stream_processors.engine.method import build_method
 
 Edit = Callable[[np.ndarray], np.ndarray]
@@ -297,3 +297,25 @@ def test_an_exact_copy_keeps_no_alias(originals: dict[str, np.ndarray]) -> None:
     # an alias ranks as its image: a re-upload of the alias's bytes references the image
     repeat = m.evaluate("d", _sig(m, _encode(EDITS["jpeg40"](originals["chelsea"]))))
     assert repeat.image_id == "a" and repeat.method.endswith("sha256")
+
+
+def test_clean_copies_end_at_the_quick_check_and_the_others_go_on(
+    originals: dict[str, np.ndarray],
+) -> None:
+    """Re-encoded, mirrored and brightened copies are decided by the quick clean-copy check;
+    a hue-filtered copy is left to the full pixel check, which still references it."""
+    m = DefaultMethod()
+    img = originals["astronaut"]
+    _decide(m, "u-orig", _encode(img))
+    for upload_id, edit in (("u-jpeg", EDITS["jpeg40"]), ("u-flip", EDITS["hflip"])):
+        d = _decide(m, upload_id, _encode(edit(img)))
+        assert d.kind is DecisionKind.DUPLICATE_REFERENCE and d.image_id == "u-orig", d
+        assert d.method == Evidence.HASH_QUICK, d
+    brighter = np.clip(img.astype(np.int16) + 20, 0, 255).astype(np.uint8)
+    d = _decide(m, "u-bright", _encode(brighter))
+    assert d.method == Evidence.HASH_QUICK and d.image_id == "u-orig", d
+    hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)
+    hsv[..., 0] = ((hsv[..., 0].astype(np.int32) + 10) % 180).astype(np.uint8)
+    d = _decide(m, "u-hue", _encode(cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)))
+    assert d.kind is DecisionKind.DUPLICATE_REFERENCE and d.image_id == "u-orig", d
+    assert d.method == Evidence.HASH_PIXELS, d

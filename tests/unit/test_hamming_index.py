@@ -124,3 +124,38 @@ def test_empty_and_memory() -> None:
     idx.add_many(np.arange(n), rng.integers(0, 256, (n, 32), dtype=np.uint8))
     # the code (32 B) plus at most ~100 B of index per code
     assert idx.nbytes() / n <= 32 + 100
+
+
+@pytest.mark.parametrize("n_bits", [128, 256])
+def test_find_returns_exactly_the_equal_codes(n_bits: int) -> None:
+    """find(): the indexed tables, the delta region and tombstones, against a dict scan."""
+    rng = np.random.default_rng(n_bits)
+    codes = rng.integers(0, 256, (3000, n_bits // 8), dtype=np.uint8)
+    codes[10] = codes[20]  # two keys with one code
+    idx = HammingIndex(n_bits)
+    idx.add_many(np.arange(2000), codes[:2000])
+    for k in range(2000, 3000):  # the delta region
+        idx.add(k, codes[k])
+    idx.remove(5)
+    idx.remove(2500)
+    live = {k: codes[k] for k in range(3000) if k not in (5, 2500)}
+    for probe in (codes[20], codes[5], codes[2500], codes[2999], _flip(codes[7], 1, rng)):
+        want = sorted(k for k, c in live.items() if np.array_equal(c, probe))
+        assert idx.find(probe) == want
+    assert idx.find(codes[20]) == [10, 20]
+    assert idx.find(codes[5]) == []
+    assert HammingIndex(n_bits).find(codes[0]) == []
+
+
+@pytest.mark.parametrize("radius", [1, 9, 15])
+def test_small_radius_search_after_bulk_load_and_removals(radius: int) -> None:
+    """Radii below the substring count take the shared-substring probe: exact all the same."""
+    store, queries = _planted(3000, 256, seed=radius)
+    keys = list(store)
+    idx = HammingIndex()
+    idx.add_many(keys, np.stack([store[k] for k in keys]))
+    for k in keys[::7]:
+        idx.remove(k)
+        del store[k]
+    for q in queries:
+        assert idx.search(q, radius, limit=10_000) == _brute(store, q, radius)
