@@ -30,7 +30,10 @@ What is measured, and why this way:
   on disk). ``index_ms_p50`` is the index part of the same decisions alone, by stage (``hash``:
   SHA lookup, hash and layout-hash searches; ``words``: both visual-word queries; ``cluster``:
   nearest cluster center, paid by non-duplicates only): everything but the verification of
-  candidates, which reads the FeatureStore and costs the same at any N.
+  candidates, which reads the FeatureStore and costs the same at any N. ``by_evidence`` splits
+  the same decisions by the evidence that decided them (``default:sha256``,
+  ``default:hash+quick-pixels``, ``default:hash+pixels``, ``default:orb+ransac+pixels``, or
+  ``default:hash-cluster`` for no duplicate): how many and their p50.
 * ``index_points`` times the global-hash stage alone on ``HammingIndex`` bulk-loaded
   (``add_many``): the QUERY_VARIANTS radius searches with the default method's shortlist radius and
   limit, plus the nearest-cluster-center search; ``bytes_per_image`` is both indexes' bytes / N.
@@ -217,11 +220,13 @@ def bench_default(
     rng: np.random.Generator,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     from stream_processors.engine.default_method import DefaultMethod
-    from stream_processors.engine.local_features import local_features_to_bytes
+    from stream_processors.engine.local_features import ThumbCodec, local_features_to_bytes
     from stream_processors.engine.visual_words import WORD_BITS, WORD_TABLES, WORDS_PER_IMAGE
 
     notes: list[str] = []
-    store = BenchFeatureStore([local_features_to_bytes(_random_local(rng, 500)) for _ in range(8)])
+    store = BenchFeatureStore(
+        [local_features_to_bytes(_random_local(rng, 500), ThumbCodec.RAW) for _ in range(8)]
+    )
     method = DefaultMethod(store=store)
     for upload_id, sig in originals:
         method.apply(method.evaluate(upload_id, sig), sig)
@@ -271,12 +276,15 @@ def bench_default(
         dt = time.perf_counter() - t0
         times = []
         stages: dict[str, list[float]] = {}
+        by_evidence: dict[str, list[float]] = {}
         for j, sig in enumerate(queries):
             t = time.perf_counter()
-            method.evaluate(f"q{j}", sig)
-            times.append((time.perf_counter() - t) * 1e3)
-            for stage, ms in method.shortlist_ms(sig).items():
-                stages.setdefault(stage, []).append(ms)
+            decision = method.evaluate(f"q{j}", sig)
+            ms = (time.perf_counter() - t) * 1e3
+            times.append(ms)
+            by_evidence.setdefault(decision.method, []).append(ms)
+            for stage, stage_ms in method.shortlist_ms(sig).items():
+                stages.setdefault(stage, []).append(stage_ms)
         p50, p99 = _percentiles(times)
         stored = len(method)
         points.append(
@@ -286,6 +294,10 @@ def bench_default(
                 "decide_ms_p99": p99,
                 "bytes_per_image": round(method.memory_bytes() / stored, 1),
                 "index_ms_p50": {k: _percentiles(v)[0] for k, v in stages.items()},
+                "by_evidence": {
+                    k: {"decisions": len(v), "decide_ms_p50": _percentiles(v)[0]}
+                    for k, v in sorted(by_evidence.items())
+                },
                 "fill_s": round(dt, 1),
             }
         )
