@@ -33,6 +33,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from stream_processors.engine.verify import correlation
+
 # box filter side applied to both thumbnails before comparing (the full check: Gaussian sigma 1)
 _SMOOTH_SIDE = 3
 _TOLERANCE_KERNEL = np.ones((3, 3), np.uint8)  # a query pixel may match any stored neighbour
@@ -86,7 +88,7 @@ def quick_clean_copy(
     step = max(1, s.size // _TONE_SAMPLES)
     q_values, s_values = q.reshape(-1)[::step], s.reshape(-1)[::step]
     curve = _tone_curve(s_values, q_values)
-    if _correlation(q_values.astype(np.float64), curve[s_values].astype(np.float64)) < t.min_ncc:
+    if correlation(q_values.astype(np.float64), curve[s_values].astype(np.float64)) < t.min_ncc:
         return False
     fitted = cv2.LUT(s, curve)
     # per-channel excess of the query over the range of the fitted stored image within one
@@ -125,13 +127,6 @@ def _detail(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     grey = cv2.cvtColor(cv2.resize(img, size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
     grey = grey.astype(np.float32)
     return cv2.subtract(grey, cv2.GaussianBlur(grey, _DETAIL_KERNEL, _DETAIL_SIGMA))
-
-
-def _correlation(x: np.ndarray, y: np.ndarray) -> float:
-    """Normalised correlation of two value arrays."""
-    x, y = x - x.mean(), y - y.mean()
-    denom = float(np.sqrt(np.dot(x, x) * np.dot(y, y)))
-    return float(np.dot(x, y)) / denom if denom > _MIN_STD else 0.0
 
 
 def _image_correlation(a: np.ndarray, b: np.ndarray) -> float:

@@ -591,7 +591,7 @@ def pixel_check(
         q, warped = _luma_image(q), _luma_image(warped)
         qv = q.reshape(-1, 3)[idx].astype(np.float64)
     sv = _fit_colours(warped.reshape(-1, 3)[idx], qv)
-    ncc = _correlation(_grey(qv), _grey(sv))
+    ncc = correlation(_grey(qv), _grey(sv))
     if ncc < _NCC_FLOOR:  # hopeless: skip the disagreement maps
         return PixelCheck(cover_small, cover_large, ncc, 1.0, 1.0, 1.0, colour=colour)
     valid = valid_u8 > 0
@@ -906,10 +906,10 @@ def _ncc(q: np.ndarray, s: np.ndarray, mask: np.ndarray) -> float:
     on = mask > 0
     if int(on.sum()) < 64:
         return 0.0
-    return _correlation(q[on].astype(np.float64), s[on].astype(np.float64))
+    return correlation(q[on].astype(np.float64), s[on].astype(np.float64))
 
 
-def _correlation(x: np.ndarray, y: np.ndarray) -> float:
+def correlation(x: np.ndarray, y: np.ndarray) -> float:
     """Normalised correlation of two value arrays, in their own precision."""
     x, y = x - x.mean(), y - y.mean()
     denom = float(np.sqrt((x * x).sum() * (y * y).sum()))
@@ -928,4 +928,4 @@ def _detail_ncc(q: np.ndarray, s: np.ndarray, valid: np.ndarray) -> float:
     qd = q - cv2.GaussianBlur(q, (0, 0), _DETAIL_SIGMA)
     sd = s - cv2.GaussianBlur(s, (0, 0), _DETAIL_SIGMA)
     inner = inner_u8 > 0
-    return _correlation(qd[inner], sd[inner])
+    return correlation(qd[inner], sd[inner])
