@@ -589,15 +589,12 @@ def pixel_check(
         return PixelCheck(cover_small, cover_large, 0.0, 1.0, 1.0)
     warped = _warp(s, affine, (qw, qh), cv2.INTER_LINEAR, 0.0)
     idx = np.flatnonzero(valid_u8)  # the overlap's pixels, in the order of a boolean mask
-    # ``take`` gathers the overlap ~3x faster than fancy indexing, with the same values
-    qv = np.take(q.reshape(-1, 3), idx, axis=0).astype(np.float64)
-    wv = np.take(warped.reshape(-1, 3), idx, axis=0)
+    qv, wv = _overlap(q, idx).astype(np.float64), _overlap(warped, idx)
     colour = _colour_shift(qv, wv)
     if colour.greyscale_copy:
         # one side has no colour to match: compare both in grey, whichever side is the copy
         q, warped = _luma_image(q), _luma_image(warped)
-        qv = np.take(q.reshape(-1, 3), idx, axis=0).astype(np.float64)
-        wv = np.take(warped.reshape(-1, 3), idx, axis=0)
+        qv, wv = _overlap(q, idx).astype(np.float64), _overlap(warped, idx)
     sv = _fit_colours(wv, qv)
     ncc = correlation(_grey(qv), _grey(sv))
     if ncc < _NCC_FLOOR:  # hopeless: skip the disagreement maps
@@ -663,6 +660,12 @@ def pixel_check(
         colour,
         _ncc(q_grey, s_grey, valid_u8),
     )
+
+
+def _overlap(img: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The N x 3 values of a 3-channel image at flat pixel indices ``idx``; ``take`` gathers
+    them ~3x faster than fancy indexing, with the same values."""
+    return np.take(img.reshape(-1, 3), idx, axis=0)
 
 
 def _opponent(bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
