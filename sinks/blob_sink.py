@@ -50,6 +50,11 @@ class UploadNotFound(LookupError):
     """The upload record a decision points at is gone from the log (retention?)."""
 
 
+class UploadLogUnavailable(TimeoutError):
+    """The upload log gave no record in time (a broker restarting): the batch is retried, as
+    when the object store is down, instead of ending the sink."""
+
+
 class UploadReader:
     """Reads single upload records by position; a consumer of its own, outside any group."""
 
@@ -74,7 +79,7 @@ class UploadReader:
                 if record.offset == ref.offset:
                     return record.value or b""
                 raise UploadNotFound(f"{ref}: the log returned offset {record.offset} instead")
-        raise UploadNotFound(f"{ref}: no record within {FETCH_TIMEOUT_MS} ms")
+        raise UploadLogUnavailable(f"{ref}: no record within {FETCH_TIMEOUT_MS} ms")
 
 
 class BlobSink:
@@ -99,9 +104,11 @@ class BlobSink:
                     try:
                         for record in records:
                             await self._store_one(record.value, tp, record.offset, reader, producer)
-                    except (S3Error, HTTPError, OSError) as exc:
+                    except (S3Error, HTTPError, OSError) as exc:  # UploadLogUnavailable too
                         metrics.FAILURES.labels(sink=SINK).inc()
-                        log.warning("object store unavailable (%s); retrying the batch", exc)
+                        log.warning(
+                            "object store or upload log unavailable (%s); retrying the batch", exc
+                        )
                         await asyncio.sleep(RETRY_SECONDS)
                         await _rewind_to_committed(consumer, tp)
                         break

@@ -34,6 +34,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.slow]
 REPLAY_RATE = 10.0  # uploads/s: the sample takes ~6 s, long enough to break something midway
 FAULT_AFTER_POSTS = 12
 POSTGRES_DOWN_SECONDS = 15.0
+# longer than the blob sink's upload-log read timeout (blob_sink.FETCH_TIMEOUT_MS), so a read
+# of an upload record fails while the broker is down and the sink must retry it
+KAFKA_DOWN_SECONDS = 15.0
 
 Snapshot = dict[str, list[tuple[object, ...]]]
 
@@ -143,6 +146,7 @@ def _restart_service(name: str, down_seconds: float = 0.0) -> Callable[[Settings
 FAULTS: dict[str, Callable[[Settings], None]] = {
     "sigkill-worker": lambda s: _sigkill(s, {"picnix-worker"}),
     "restart-kafka": _restart_service("kafka"),
+    "stop-kafka-15s": _restart_service("kafka", KAFKA_DOWN_SECONDS),
     "stop-postgres-15s": _restart_service("postgres", POSTGRES_DOWN_SECONDS),
     "sigkill-sinks": lambda s: _sigkill(s, {"picnix-pg-sink", "picnix-blob-sink"}),
     "restart-minio": _restart_service("minio"),
