@@ -54,6 +54,7 @@ MAX_POSTINGS = 2000  # a word posted by more images than this says nothing and c
 PROBE_KEYPOINTS = 50
 DELTA_IMAGES = 2048
 _SPACE_BITS = WORD_BITS + (WORD_TABLES - 1).bit_length()
+_PREFILTER_MASK = (1 << 17) - 1  # 128k counters: ~1 chance posting each at 1M stored
 
 
 @dataclass(frozen=True)
@@ -110,10 +111,20 @@ def _encode(values: np.ndarray, width: int) -> np.ndarray:
 
 
 def _decode(packed: np.ndarray) -> np.ndarray:
-    """(n, width) uint8 little-endian -> (n,) int64."""
-    full = np.zeros((packed.shape[0], 8), np.uint8)
-    full[:, : packed.shape[1]] = packed
-    return full.view("<u8").ravel().astype(np.int64)
+    """(n, width) uint8 little-endian -> (n,) int64 (a shift-or per byte: ~3x faster than
+    widening to 8 bytes and viewing, at the ~100k postings of one query)."""
+    out = packed[:, 0].astype(np.int64)
+    for j in range(1, packed.shape[1]):
+        out |= packed[:, j].astype(np.int64) << (8 * j)
+    return out
+
+
+def _take_rows(packed: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``packed[rows]`` for (n, width) uint8: rows gathered as opaque width-byte items, ~5x
+    faster than numpy's 2-D fancy indexing, the largest cost of a query at 1M stored."""
+    width = packed.shape[1]
+    items = np.ascontiguousarray(packed).view(f"V{width}").ravel()
+    return items.take(rows).view(np.uint8).reshape(-1, width)
 
 
 def word_rows(descriptor_sets: list[np.ndarray]) -> np.ndarray:
@@ -285,7 +296,7 @@ class VisualWordIndex:
                     starts - (cum - lengths), lengths
                 )
                 widx = np.repeat(nz, lengths)
-                post = _decode(self._post[idx])
+                post = _decode(_take_rows(self._post, idx))
                 if r:
                     ok = (post & ((1 << r) - 1)) == (qwords[widx] & ((1 << r) - 1))
                     widx, post = widx[ok], post[ok]
@@ -304,6 +315,8 @@ class VisualWordIndex:
         if not out_w:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         w_all, k_all = np.concatenate(out_w), np.concatenate(out_k)
+        if not self._n_dead_postings:
+            return w_all, k_all  # removal takes a key out of the delta; only CSR holds the dead
         live = self._alive[k_all]
         return w_all[live], k_all[live]
 
@@ -337,8 +350,14 @@ class VisualWordIndex:
             return out
         df = np.bincount(widx, minlength=len(all_words))
         weight = np.log(n / np.maximum(df, 1)) + 1.0
-        use = df[widx] <= max_df
-        widx, keys = widx[use], keys[use]
+        # an image with min_words postings in a view has a hash bucket with at least as many
+        # postings: keep only the postings of such buckets (most keys hold one chance posting)
+        # and of words under the stop-word cutoff, before the sort that groups postings by image
+        # (exact; ~50x less to group at 1M stored)
+        bucket = keys & _PREFILTER_MASK
+        keep = np.bincount(bucket, minlength=_PREFILTER_MASK + 1)[bucket] >= min_words
+        keep &= df[widx] <= max_df
+        widx, keys = widx[keep], keys[keep]
         for v, qw in enumerate(qwords):
             in_view = np.zeros(len(all_words), bool)
             in_view[np.searchsorted(all_words, qw)] = True

@@ -60,6 +60,32 @@ def test_index_matches_a_plain_inverted_index(monkeypatch: pytest.MonkeyPatch) -
     assert checked > 5
 
 
+def test_keys_sharing_a_prefilter_counter_are_counted_on_their_own() -> None:
+    """The query keeps only postings whose counter (key mod 2^17) reaches min_words, then
+    counts per key: a key with exactly min_words shared words is found, keys that reach it only
+    together on one counter are not."""
+    rng = np.random.default_rng(1)
+    q = rng.integers(0, 256, (200, 32), dtype=np.uint8)
+    shared = vw.query_words(q)
+    step = vw._PREFILTER_MASK + 1
+    # key -> how many of the query's words it posts
+    planted = {5: 3, 9: 2, 9 + step: 2, 11: 0, 11 + step: 4, 13 + 2 * step: 5}
+    keys = [*planted, *range(100, 400)]  # the rest post only chance words
+    rows = np.full((len(keys), 20), -1, np.int64)
+    taken = 0
+    for i, key in enumerate(keys):
+        n = planted.get(key, 0)
+        words = set(shared[taken : taken + n].tolist())
+        taken += n
+        while len(words) < 20:
+            words.add(int(rng.integers(0, 1 << vw._SPACE_BITS)))
+        rows[i] = sorted(words)
+    idx = vw.VisualWordIndex()
+    idx.add_many(np.array(keys), rows)
+    got = {v.key for v in idx.query(q, 1000, 3)}
+    assert got == {5, 11 + step, 13 + 2 * step}
+
+
 def test_words_differ_per_table_and_fit_the_word_space() -> None:
     d = np.random.default_rng(1).integers(0, 256, (50, 32), dtype=np.uint8)
     w = vw.words_of(d)
