@@ -13,6 +13,7 @@ import logging
 import time
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 from minio.error import S3Error
 from urllib3.exceptions import HTTPError
 
@@ -46,8 +47,13 @@ CONTENT_TYPES = {
 }
 
 
+UPLOAD_MISSING = "upload_record_missing"  # dead-letter reason: the bytes cannot be read back
+
+
 class UploadNotFound(LookupError):
-    """The upload record a decision points at is gone from the log (retention?)."""
+    """The upload record a decision points at is not in the log: deleted by retention or by
+    hand before this sink read it, or never there. The decision is dead-lettered (the bytes
+    are gone; retrying cannot bring them back) and the sink goes on."""
 
 
 class UploadLogUnavailable(TimeoutError):
@@ -79,6 +85,15 @@ class UploadReader:
                 if record.offset == ref.offset:
                     return record.value or b""
                 raise UploadNotFound(f"{ref}: the log returned offset {record.offset} instead")
+        # nothing came back: either the broker is away, or the offset is outside the log (its
+        # records were deleted up to the end, or it never existed)
+        try:
+            first = (await self._consumer.beginning_offsets([tp]))[tp]
+            end = (await self._consumer.end_offsets([tp]))[tp]
+        except KafkaError as exc:
+            raise UploadLogUnavailable(f"{ref}: no record, and no offsets: {exc!r}") from exc
+        if not first <= ref.offset < end:
+            raise UploadNotFound(f"{ref}: outside the log, which holds offsets {first}..{end - 1}")
         raise UploadLogUnavailable(f"{ref}: no record within {FETCH_TIMEOUT_MS} ms")
 
 
@@ -104,7 +119,8 @@ class BlobSink:
                     try:
                         for record in records:
                             await self._store_one(record.value, tp, record.offset, reader, producer)
-                    except (S3Error, HTTPError, OSError) as exc:  # UploadLogUnavailable too
+                    # UploadLogUnavailable is an OSError (TimeoutError)
+                    except (S3Error, HTTPError, OSError, KafkaError) as exc:
                         metrics.FAILURES.labels(sink=SINK).inc()
                         log.warning(
                             "object store or upload log unavailable (%s); retrying the batch", exc
@@ -144,7 +160,20 @@ class BlobSink:
         key = blob_key(event.image.sha256)
         if await asyncio.to_thread(self._store.exists, key):
             return
-        upload = UploadEvent.from_record(await reader.read(event.upload_ref))
+        try:
+            upload = UploadEvent.from_record(await reader.read(event.upload_ref))
+        except UploadNotFound as exc:
+            await send_dead_letter(
+                producer, self._settings, SINK, UPLOAD_MISSING, str(exc), ref, value,
+                upload_id=event.upload_id,
+            )
+            return
+        except SchemaError as exc:  # the record at that position is no upload
+            await send_dead_letter(
+                producer, self._settings, SINK, exc.code, f"{event.upload_ref}: {exc.detail}",
+                ref, value, upload_id=event.upload_id,
+            )
+            return
         content_type = CONTENT_TYPES.get(event.image.image_format, "application/octet-stream")
         if await asyncio.to_thread(self._store.put_if_absent, key, upload.image, content_type):
             metrics.WRITES.labels(sink=SINK).inc()

@@ -11,7 +11,7 @@ from stream_processors.dead_letters import dead_letter
 
 async def send_dead_letter(
     producer: AIOKafkaProducer, settings: Settings, stage: str, reason: str, detail: str,
-    ref: UploadRef, original: bytes | None,
+    ref: UploadRef, original: bytes | None, upload_id: str | None = None,
 ) -> None:
-    event = dead_letter(reason, detail, stage, ref, original)
+    event = dead_letter(reason, detail, stage, ref, original, upload_id)
     await producer.send_and_wait(settings.topic_uploads_dlq, event.to_record())
