@@ -11,8 +11,9 @@ distinct word weighted by its rarity.
 Scale (the reason for this layout): a query reads every posting of its ~1,000 distinct words, so
 the words must be rare enough that a posting list stays short at millions of images. With 22-bit
 words in 2 tables (2^23 words) and 80 posted keypoints (160 postings) per image, a list holds ~19
-images at 1M stored instead of ~3,000 with 16-bit words and 96 keypoints, and a query costs ~1-2
-ms at 1M; lists longer than MAX_POSTINGS are stop words and skipped. Dev-set recall
+images at 1M stored instead of ~3,000 with 16-bit words and 96 keypoints, and a query of an image
+and its mirror (~6,000 words with the probes, ~120k postings) costs ~4-5 ms at 1M on a 2-core
+box; lists longer than MAX_POSTINGS are stop words and skipped. Dev-set recall
 (scripts.evaluate, same verify.py, precision unchanged at 0.9939): 16-bit x 2 tables x 96
 keypoints 0.8456; 22-bit x 2 x 80 0.8430; 22-bit x 2 x 64 0.8391. (Earlier verify.py: 16-bit x 2
 x 96 0.8391 = 22-bit x 2 x 96; 22-bit x 2 x 48 0.8263; 24-bit x 1 x 96 0.8211.) Longer words
