@@ -26,6 +26,13 @@ def artwork(height: int = 120, width: int = 160) -> np.ndarray:
     return img
 
 
+def distinct_png(seed: int) -> bytes:
+    """A PNG of its own per seed (random 16x16 colours enlarged smoothly to 256x256): pictures of
+    two seeds are different images to the engine, so each upload is stored, not referenced."""
+    small = np.random.default_rng(seed).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    return encode(cv2.resize(small, (256, 256), interpolation=cv2.INTER_CUBIC), ".png")
+
+
 def encode(img: np.ndarray, ext: str, params: list[int] | None = None) -> bytes:
     ok, buf = cv2.imencode(ext, img, params or [])
     assert ok

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
-import cv2
-import numpy as np
 import pytest
 
 from infra.settings import Settings
@@ -14,23 +12,16 @@ from producers.publisher import UploadPublisher, build_upload
 from sinks.blob_keys import blob_key
 from sinks.object_store import ObjectStore
 from tests.e2e.waiting import Row, query, wait_for
+from tests.imagegen import distinct_png
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-def _picture(seed: int) -> bytes:
-    rng = np.random.default_rng(seed)
-    small = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
-    ok, buf = cv2.imencode(".png", cv2.resize(small, (256, 256), interpolation=cv2.INTER_CUBIC))
-    assert ok
-    return buf.tobytes()
 
 
 def test_update_and_delete_travel_as_events_and_orphaned_images_disappear(
     pipeline: Settings,
 ) -> None:
     settings = pipeline
-    image = _picture(1234)
+    image = distinct_png(1234)
     key = blob_key(hashlib.sha256(image).hexdigest())
     store = ObjectStore(settings)
 

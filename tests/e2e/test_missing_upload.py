@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterator
 
-import cv2
-import numpy as np
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
 from infra.kafka_clients import manual_consumer, topic_partitions
-from infra.pipeline import COMPONENTS, pipeline_down, pipeline_up
+from infra.pipeline import COMPONENTS, pipeline_up
 from infra.settings import Settings
 from infra.stack.process import stop_service
 from producers.publisher import UploadPublisher, build_upload
@@ -22,30 +19,12 @@ from sinks.blob_keys import blob_key
 from sinks.blob_sink import SINK, UPLOAD_MISSING
 from sinks.dead_letters_view import read_dead_letters
 from sinks.object_store import ObjectStore
-from tests.conftest import fresh_namespace
 from tests.e2e.waiting import query, wait_for
+from tests.imagegen import distinct_png
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 BLOB_SINK = next(c for c in COMPONENTS if c.name == "picnix-blob-sink")
-
-
-@pytest.fixture(scope="module")
-def settings(stack_settings: Settings) -> Iterator[Settings]:
-    with fresh_namespace(stack_settings) as settings:
-        pipeline_up(settings)
-        try:
-            yield settings
-        finally:
-            pipeline_down(settings)
-
-
-def _picture(seed: int) -> bytes:
-    rng = np.random.default_rng(seed)
-    small = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
-    ok, buf = cv2.imencode(".png", cv2.resize(small, (240, 240), interpolation=cv2.INTER_CUBIC))
-    assert ok
-    return buf.tobytes()
 
 
 async def _publish(settings: Settings, post_id: str, image: bytes) -> None:
@@ -92,10 +71,11 @@ async def _decision_records(settings: Settings) -> dict[str, bytes]:
 
 
 def test_a_decision_whose_upload_is_gone_is_dead_lettered_and_the_sink_goes_on(
-    settings: Settings,
+    pipeline: Settings,
 ) -> None:
+    settings = pipeline
     store = ObjectStore(settings)
-    gone, kept = _picture(1), _picture(2)
+    gone, kept = distinct_png(1), distinct_png(2)
     stop_service(settings, BLOB_SINK.name, BLOB_SINK.marker)  # a sink far behind the log
     asyncio.run(_publish(settings, "gone-1", gone))
     wait_for("the post", lambda: query(settings, "SELECT 1 FROM posts WHERE post_id = 'gone-1'"))
