@@ -85,7 +85,12 @@ def test_a_decision_whose_upload_is_gone_is_dead_lettered_and_the_sink_goes_on(
 
     kept_key = blob_key(hashlib.sha256(kept).hexdigest())
     wait_for("the later upload's object", lambda: store.exists(kept_key), timeout=120)
-    letters = [e for e in read_dead_letters(settings) if e.stage == SINK]
+    # the two decisions may travel on different partitions: either may be handled first
+    letters = wait_for(
+        "the sink's dead letter",
+        lambda: [e for e in read_dead_letters(settings) if e.stage == SINK],
+        timeout=60,
+    )
     assert [(e.upload_id, e.reason) for e in letters] == [("gone-1", UPLOAD_MISSING)]
     assert "outside the log" in letters[0].detail
     # the original decision is kept whole, so the post can be repaired from a re-upload
