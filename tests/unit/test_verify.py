@@ -139,6 +139,21 @@ def test_flat_margin_outside_the_overlap_is_not_uncovered() -> None:
     assert ev.passes(PIXELS)
 
 
+def test_a_screenshot_of_the_picture_passes() -> None:
+    """The picture at 40% of the side in an app's frame (a bar, an icon, caption lines)."""
+    stored = _thumb(data.coffee(), 128)
+    canvas = np.full((THUMB, THUMB, 3), 250, np.uint8)
+    canvas[: THUMB // 9] = (60, 40, 30)
+    cv2.circle(canvas, (THUMB // 18, THUMB // 18), THUMB // 30, (200, 200, 200), -1)
+    for i in range(4):
+        y = THUMB - 8 - 9 * i
+        cv2.rectangle(canvas, (10, y - 3), (10 + (THUMB - 40) // (i + 1), y), (90, 90, 90), -1)
+    query, affine = _inset(stored, canvas, 0.6)
+    ev = pixel_check(query, stored, affine)
+    assert ev.cover_small == 1.0 and ev.cover_large < 0.35  # the app's frame has content
+    assert ev.passes(PIXELS)
+
+
 def test_content_outside_the_overlap_still_counts() -> None:
     """The same inset inside another picture is a small part of a different image."""
     stored = _thumb(data.coffee(), 128)
