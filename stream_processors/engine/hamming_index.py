@@ -360,43 +360,47 @@ class HammingIndex:
 
     def _within(self, q: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
         """Slots and distances of live codes within ``radius`` (unordered, no duplicates)."""
+        indexed = self._indexed_within(q, radius)
+        if indexed is None:
+            slots, dists = self._scan(q, 0, self._n)
+        else:
+            ds, dd = self._scan(q, self._n_indexed, self._n)  # the delta, not yet in the tables
+            slots, dists = np.concatenate([indexed[0], ds]), np.concatenate([indexed[1], dd])
+        keep = dists <= radius
+        return slots[keep], dists[keep]
+
+    def _indexed_within(
+        self, q: np.ndarray, radius: int
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Live indexed slots within ``radius`` and their distances, by the shared-substring
+        probe (radius < m) or the multi-index probe; None when a linear scan is cheaper."""
         if radius < self.m and self._n_indexed >= _MIN_INDEXED:
             cand = self._shared_substring_candidates(q, radius)
             if cand is not None:
                 d = self._popcount_dist(q, cand)
                 keep = (d <= radius) & self._alive[cand]
-                ds, dd = self._scan(q, self._n_indexed, self._n)
-                slots, dists = np.concatenate([cand[keep], ds]), np.concatenate([d[keep], dd])
-                near = dists <= radius
-                return slots[near], dists[near]
+                return cand[keep], d[keep]
         ranges = self._mih_ranges(q, radius)
         if ranges is None:
-            slots, dists = self._scan(q, 0, self._n)
-        else:
-            starts, ends = ranges
-            lengths = ends - starts
-            total = int(lengths.sum())
-            if total:
-                nz = lengths > 0
-                starts, lengths = starts[nz], lengths[nz]
-                cum = np.cumsum(lengths)
-                shift_by = np.repeat(starts - (cum - lengths), lengths)
-                idx = np.arange(total, dtype=np.int64) + shift_by
-                cand = self._perm.reshape(-1)[idx].astype(np.intp)
-                d = self._popcount_dist(q, cand)
-                keep = d <= radius
-                cand, d = cand[keep], d[keep]
-                cand, first = np.unique(cand, return_index=True)
-                d = d[first]
-                live = self._alive[cand]
-                cand, d = cand[live], d[live]
-            else:
-                cand = np.zeros(0, dtype=np.intp)
-                d = np.zeros(0, dtype=np.int64)
-            ds, dd = self._scan(q, self._n_indexed, self._n)
-            slots, dists = np.concatenate([cand, ds]), np.concatenate([d, dd])
-        keep = dists <= radius
-        return slots[keep], dists[keep]
+            return None
+        starts, ends = ranges
+        lengths = ends - starts
+        total = int(lengths.sum())
+        if not total:
+            return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int64)
+        nz = lengths > 0
+        starts, lengths = starts[nz], lengths[nz]
+        cum = np.cumsum(lengths)
+        shift_by = np.repeat(starts - (cum - lengths), lengths)
+        idx = np.arange(total, dtype=np.int64) + shift_by
+        cand = self._perm.reshape(-1)[idx].astype(np.intp)
+        d = self._popcount_dist(q, cand)
+        keep = d <= radius
+        cand, d = cand[keep], d[keep]
+        cand, first = np.unique(cand, return_index=True)
+        d = d[first]
+        live = self._alive[cand]
+        return cand[live], d[live]
 
     def _popcount_dist(self, q: np.ndarray, slots: np.ndarray) -> np.ndarray:
         """Distances from ``q`` to the given slots (``take`` gathers ~3x faster than fancy

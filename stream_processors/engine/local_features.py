@@ -198,21 +198,24 @@ def _thumb_of_record(data: bytes | memoryview, head: _RecordHeader) -> np.ndarra
     return np.asarray(thumb, np.uint8)
 
 
+def _keypoints_of_record(data: bytes | memoryview, head: _RecordHeader) -> tuple[Keypoints, int]:
+    """The record's keypoints (after the thumbnail) and the offset where the record ends."""
+    off = _LF_HEADER.size + head.thumb_bytes
+    kp, used = keypoints_from_bytes(memoryview(data)[off:], head.n_keypoints)
+    return kp, off + used
+
+
 def local_features_from_bytes(data: bytes | memoryview) -> tuple[LocalFeatures, int]:
     """Parse a LocalFeatures record; returns it and the number of bytes consumed."""
     head = _record_header(data)
-    thumb = _thumb_of_record(data, head)
-    off = _LF_HEADER.size + head.thumb_bytes
-    kp, used = keypoints_from_bytes(memoryview(data)[off:], head.n_keypoints)
-    return LocalFeatures(kp, head.frame_size, thumb), off + used
+    kp, end = _keypoints_of_record(data, head)
+    return LocalFeatures(kp, head.frame_size, _thumb_of_record(data, head)), end
 
 
 def record_keypoints(data: bytes | memoryview) -> Keypoints:
     """The keypoints of a LocalFeatures record without reading its thumbnail: geometry needs
     only the keypoints, and most shortlisted candidates fail geometry."""
-    head = _record_header(data)
-    off = _LF_HEADER.size + head.thumb_bytes
-    kp, _ = keypoints_from_bytes(memoryview(data)[off:], head.n_keypoints)
+    kp, _ = _keypoints_of_record(data, _record_header(data))
     return kp
 
 
