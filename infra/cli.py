@@ -158,6 +158,16 @@ def _cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_dataset(args: argparse.Namespace, settings: Settings) -> int:
+    from scripts.datasets import fetch
+
+    dataset = fetch(settings, args.name)
+    state = "reused" if dataset.reused else "fetched"
+    print(f"{dataset.name}: {dataset.count} images ({state}, version {dataset.version})")
+    print(f"manifest: {dataset.manifest}")
+    return 0
+
+
 def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from scripts.evaluate import main as evaluate_main
 
@@ -233,6 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sink", help="run a sink")
     p.add_argument("kind", choices=["postgres", "blob"])
     p.set_defaults(func=_cmd_sink)
+
+    p = sub.add_parser("dataset", help="fetch a crawl to replay into the cache (unlabelled)")
+    p.add_argument("action", choices=["fetch"])
+    p.add_argument("name", choices=["openclipart"])
+    p.set_defaults(func=_cmd_dataset)
 
     p = sub.add_parser("eval", help="evaluate the engine on a manifest", add_help=False)
     p.add_argument("rest", nargs=argparse.REMAINDER)
