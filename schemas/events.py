@@ -235,10 +235,12 @@ class StoredImageRecord(Event):
     image), kept in the decide agent's changelog-backed table.
 
     Re-applying these records in ``seq`` order rebuilds the engine exactly after a restart.
+    ``signature`` is the method's state form of the signature (``DedupMethod.state_to_bytes``):
+    the local features it leaves out live in the method's own store.
     """
 
     SCHEMA: ClassVar[str] = "picnix.StoredImageRecord"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2  # 2: the signature's state form (was the whole signature)
     PAYLOAD_FIELD: ClassVar[str | None] = "signature"
 
     seq: int

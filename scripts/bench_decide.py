@@ -1,7 +1,8 @@
 """Benchmark: time to decide one upload as the store grows to 10k, 100k and 1M images.
 
 Run ``python scripts/bench_decide.py --json`` (or ``python -m scripts.bench_decide``). It prints
-``{"points": [{"stored", "decide_ms_p50", "decide_ms_p99", "bytes_per_image"}, ...], ...}``.
+``{"points": [{"stored", "decide_ms_p50", "decide_ms_p99", "decide_ms_mean", "new_image_ms_p50",
+"bytes_per_image", "disk_bytes_per_image", ...}, ...], ...}``.
 
 What is measured, and why this way:
 
@@ -22,12 +23,16 @@ What is measured, and why this way:
   layout hash, WORDS_PER_IMAGE * WORD_TABLES uniformly random visual words (what uniformly random
   ORB descriptors give) and a cluster: a new one with the dev set's clusters-per-image ratio,
   else a uniformly chosen earlier synthetic cluster (its id is its founder's image id, as in the
-  pipeline). Their local features go to a bench FeatureStore: real images' records are kept in
-  memory; synthetic records are not kept (in production they live on disk and are read only for
-  candidates) and a read returns one of a few random-image records, so a synthetic candidate
-  costs a real verification that fails. ``bytes_per_image`` is ``DefaultMethod.memory_bytes() /
-  N`` (the in-memory index, Python id objects included; the feature store is excluded, as it is
-  on disk). ``index_ms_p50`` is the index part of the same decisions alone, by stage (``hash``:
+  pipeline). Every image's local-feature record, real or synthetic, lives in one on-disk
+  ``RocksFeatureStore`` with the worker's bounded caches, so candidate reads are timed as in
+  production (at 1M the records outgrow the page cache). A synthetic record is a real original's
+  thumbnail with as many uniformly random keypoints as a real original has (their count drawn
+  from the real ones): a synthetic candidate costs a real verification that fails.
+  ``bytes_per_image`` is everything the engine holds in RAM over N: ``DefaultMethod.memory_bytes()``
+  (the indexes, Python id objects included) plus the store's RAM (block cache, memtables, table
+  readers); ``disk_bytes_per_image`` the store's files over N. ``decide_ms_mean`` is the mean
+  over the query mix, ``new_image_ms_p50`` the p50 of the queries that copy nothing stored.
+  ``index_ms_p50`` is the index part of the same decisions alone, by stage (``hash``:
   SHA lookup, hash and layout-hash searches; ``words``: both visual-word queries; ``cluster``:
   nearest cluster center, paid by non-duplicates only): everything but the verification of
   candidates, which reads the FeatureStore and costs the same at any N. ``by_evidence`` splits
@@ -46,7 +51,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -58,10 +65,11 @@ import numpy as np
 
 from stream_processors.engine.hamming_index import HammingIndex
 
-DEFAULT_MANIFEST = Path("/work/shared/datasets/dev/manifest.csv")
+# the dev set beside the checkout (``../shared`` from the project root)
+DEFAULT_MANIFEST = Path(__file__).resolve().parents[1].parent / "shared/datasets/dev/manifest.csv"
 SIZES = (10_000, 100_000, 1_000_000)
 QUICK_SIZES = (2_000, 10_000, 50_000)
-_SYNTH_KEY_BASE = 1 << 40
+FILL_CHUNK = 20_000  # synthetic records generated and ingested at a time (~0.5 GB)
 
 
 @dataclass(frozen=True)
@@ -181,36 +189,32 @@ def bench_index(
 
 
 # ----------------------------------------------------------------------------- default method
-class BenchFeatureStore:
-    """Real images' local features in memory; synthetic ones stand for records on disk."""
+def synthetic_records(
+    templates: Sequence[bytes], counts: np.ndarray, n: int, rng: np.random.Generator
+) -> list[bytes]:
+    """n local-feature records: a template's header and thumbnail with ``counts``-distributed
+    uniformly random keypoints in the template's frame (module docstring)."""
+    from stream_processors.engine.local_features import (
+        _LF_HEADER,
+        COORD_SCALE,
+        DESCRIPTOR_BYTES,
+        _record_header,
+    )
 
-    def __init__(self, synthetic_records: list[bytes]) -> None:
-        self._data: dict[int, bytes] = {}
-        self._synthetic = synthetic_records
-        self.keep = True
-
-    def put(self, key: int, data: bytes) -> None:
-        if self.keep:
-            self._data[key] = data
-
-    def get(self, key: int) -> bytes:
-        rec = self._data.get(key)
-        return rec if rec is not None else self._synthetic[key % len(self._synthetic)]
-
-    def delete(self, key: int) -> None:
-        self._data.pop(key, None)
-
-    def nbytes(self) -> int:
-        return sum(len(v) for v in self._data.values())
-
-
-def _random_local(rng: np.random.Generator, n_kp: int) -> Any:
-    from stream_processors.engine.local_features import Keypoints, LocalFeatures
-
-    pts = rng.uniform(0, 360, (n_kp, 2)).astype(np.float32)
-    desc = rng.integers(0, 256, (n_kp, 32), dtype=np.uint8)
-    thumb = rng.integers(0, 256, (96, 128), dtype=np.uint8)
-    return LocalFeatures(Keypoints(pts, desc), (480, 360), thumb)
+    out = []
+    which = rng.integers(0, len(templates), n)
+    sizes = rng.choice(counts, n)
+    for t, k in zip(which.tolist(), sizes.tolist(), strict=True):
+        template = templates[t]
+        head = _record_header(template)
+        fields = list(_LF_HEADER.unpack_from(template, 0))
+        fields[7] = k  # the keypoint count
+        thumb = template[_LF_HEADER.size : _LF_HEADER.size + head.thumb_bytes]
+        w, h = head.frame_size
+        pts = rng.random((k, 2)) * (w - 1, h - 1) * COORD_SCALE
+        desc = rng.bytes(DESCRIPTOR_BYTES * k)
+        out.append(_LF_HEADER.pack(*fields) + thumb + pts.astype("<u2").tobytes() + desc)
+    return out
 
 
 def bench_default(
@@ -218,22 +222,41 @@ def bench_default(
     queries: list[Any],
     sizes: Sequence[int],
     rng: np.random.Generator,
+    store_parent: Path | None = None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
+    """The default method's decisions at each size, its records in a RocksFeatureStore in a
+    fresh directory under ``store_parent`` (the system's temp dir by default), deleted after."""
     from stream_processors.engine.default_method import DefaultMethod
-    from stream_processors.engine.local_features import ThumbCodec, local_features_to_bytes
-    from stream_processors.engine.visual_words import WORD_BITS, WORD_TABLES, WORDS_PER_IMAGE
+    from stream_processors.engine.feature_store import RocksFeatureStore
 
     notes: list[str] = []
-    store = BenchFeatureStore(
-        [local_features_to_bytes(_random_local(rng, 500), ThumbCodec.RAW) for _ in range(8)]
-    )
-    method = DefaultMethod(store=store)
+    store_dir = Path(tempfile.mkdtemp(prefix="picnix-bench-store-", dir=store_parent))
+    store = RocksFeatureStore(store_dir)
+    try:
+        return _bench_default(originals, queries, sizes, rng, store, DefaultMethod(store)), notes
+    finally:
+        store.destroy()
+        shutil.rmtree(store_dir, ignore_errors=True)
+
+
+def _bench_default(
+    originals: list[tuple[str, Any]],
+    queries: list[Any],
+    sizes: Sequence[int],
+    rng: np.random.Generator,
+    store: Any,
+    method: Any,
+) -> list[dict[str, Any]]:
+    from stream_processors.engine.default_method import Evidence
+    from stream_processors.engine.visual_words import WORD_BITS, WORD_TABLES, WORDS_PER_IMAGE
+
     for upload_id, sig in originals:
         method.apply(method.evaluate(upload_id, sig), sig)
     n_real = len(method)
     clusters_real = method.cluster_count()
     ratio = clusters_real / max(1, n_real)
-    store.keep = False
+    templates = [sig.local_record for _, sig in originals]
+    counts = np.array([len(sig.local.keypoints) for _, sig in originals])
     real_codes = np.stack([s.code for _, s in originals])
     synth = synthetic_codes(real_codes, max(sizes) - n_real, rng)
     n_synth_clusters = 0
@@ -263,6 +286,10 @@ def bench_default(
             (need, WORDS_PER_IMAGE * WORD_TABLES),
         )
         coarse = rng.integers(0, 256, (need, 8), dtype=np.uint8)
+        for lo in range(0, need, FILL_CHUNK):
+            ids = image_ids[lo : lo + FILL_CHUNK]
+            records = synthetic_records(templates, counts, len(ids), rng)
+            store.bulk_put(zip(ids, records, strict=True))
         method.bulk_load(
             image_ids,
             cluster_ids,
@@ -287,12 +314,19 @@ def bench_default(
                 stages.setdefault(stage, []).append(stage_ms)
         p50, p99 = _percentiles(times)
         stored = len(method)
+        new_image = by_evidence.get(Evidence.CLUSTER, [])
         points.append(
             {
                 "stored": stored,
                 "decide_ms_p50": p50,
                 "decide_ms_p99": p99,
-                "bytes_per_image": round(method.memory_bytes() / stored, 1),
+                "decide_ms_mean": round(float(np.mean(times)), 4),
+                "new_image_ms_p50": _percentiles(new_image)[0] if new_image else None,
+                "bytes_per_image": round(
+                    (method.memory_bytes() + store.memory_bytes()) / stored, 1
+                ),
+                "index_bytes_per_image": round(method.memory_bytes() / stored, 1),
+                "disk_bytes_per_image": round(store.disk_bytes() / stored, 1),
                 "index_ms_p50": {k: _percentiles(v)[0] for k, v in stages.items()},
                 "by_evidence": {
                     k: {"decisions": len(v), "decide_ms_p50": _percentiles(v)[0]}
@@ -301,7 +335,7 @@ def bench_default(
                 "fill_s": round(dt, 1),
             }
         )
-    return points, notes
+    return points
 
 
 # ----------------------------------------------------------------------------- main
@@ -314,6 +348,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--index-only", action="store_true", help="skip the default-method points")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--store-dir", type=Path, help="where the on-disk feature store goes (default: temp dir)"
+    )
     ap.add_argument("--hash-radius", type=int, help="index points: override the shortlist radius")
     ap.add_argument("--join-distance", type=int, help="index points: override the cluster radius")
     args = ap.parse_args(argv)
@@ -351,7 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result["points"] = index_points
         notes.append("--index-only: points are the global-hash stage alone")
     else:
-        points, more = bench_default(orig_sigs, query_sigs, sizes, rng)
+        points, more = bench_default(orig_sigs, query_sigs, sizes, rng, args.store_dir)
         result["points"] = points
         notes += more
     result["notes"] = notes

@@ -4,6 +4,11 @@
 (OpenCV releases the GIL) and publishes a compact feature event, or dead-letters the upload
 with its reason. ``decide`` is stateful and single-partition, so every decision sees every stored
 image in one fixed order; its tables are changelog-backed and co-partitioned with its input.
+The decision itself (``Decider.evaluate``, which only reads state) runs on a thread of its own,
+so the event loop goes on feeding extract meanwhile; applying it and writing the tables stay on
+the loop, in input order. Tables live in RocksDB with bounded caches, the local features of
+stored images in a table of their own read only for a decision's candidates: the worker's RAM
+holds the indexes, not the records.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -32,9 +38,15 @@ from schemas.events import (
 )
 from stream_processors import metrics
 from stream_processors.dead_letters import dead_letter
-from stream_processors.decider import Decider, Emit, Refuse
+from stream_processors.decider import Decider, Emit, Pending, Refuse
 from stream_processors.engine.decision import DecisionKind
 from stream_processors.engine.decode import DecodeLimits
+from stream_processors.engine.feature_store import (
+    ROCKS_BLOCK_CACHE_BYTES,
+    ROCKS_MAX_WRITE_BUFFERS,
+    ROCKS_WRITE_BUFFER_BYTES,
+    MappingFeatureStore,
+)
 from stream_processors.engine.method import build_method
 from stream_processors.extraction import Rejection, extract_features
 
@@ -42,10 +54,18 @@ log = logging.getLogger(__name__)
 
 STAGE_EXTRACT = "extract"
 STAGE_DECIDE = "decide"
+# faust's RocksDB defaults (2 GiB block cache, 3 x 64 MiB memtables a table) would let the
+# worker grow by gigabytes with the images it has seen; these bound it (see feature_store).
+TABLE_OPTIONS: dict[str, Any] = {
+    "block_cache_size": ROCKS_BLOCK_CACHE_BYTES,
+    "block_cache_compressed_size": 0,
+    "write_buffer_size": ROCKS_WRITE_BUFFER_BYTES,
+    "max_write_buffer_number": ROCKS_MAX_WRITE_BUFFERS,
+}
 
 
 def create_app(settings: Settings) -> faust.App:
-    datadir = settings.data_dir / "faust" / settings.faust_app_id
+    datadir = settings.faust_datadir  # per worker index: one RocksDB owner per directory
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.faust_app_id,
@@ -79,9 +99,12 @@ def create_app(settings: Settings) -> faust.App:
 
     # Co-partitioned with picnix.features (one partition). value_type=bytes selects the raw
     # codec: values are our own versioned frames; reference counts are JSON integers.
-    posts_table = app.Table("posts", partitions=1, key_type=str, value_type=bytes)
-    stored_table = app.Table("stored-images", partitions=1, key_type=str, value_type=bytes)
-    refs_table = app.Table("image-refs", partitions=1, key_type=str, value_type=int)
+    table: dict[str, Any] = {"partitions": 1, "key_type": str, "options": TABLE_OPTIONS}
+    posts_table = app.Table("posts", value_type=bytes, **table)
+    stored_table = app.Table("stored-images", value_type=bytes, **table)
+    refs_table = app.Table("image-refs", value_type=int, **table)
+    # upload id of a stored image or alias -> its local-features record (the engine's store)
+    local_table = app.Table("local-features", value_type=bytes, **table)
 
     extract_method = build_method(settings.engine_method)
     limits = DecodeLimits(max_bytes=settings.max_image_bytes)
@@ -115,12 +138,13 @@ def create_app(settings: Settings) -> faust.App:
             metrics.EXTRACT_SECONDS.observe(result.extract_seconds)
             await features.send(key=parsed.upload_id.encode(), value=result.to_record())
 
-    decider = Decider(
-        build_method(settings.engine_method), posts_table, stored_table, refs_table
-    )
+    decide_method = build_method(settings.engine_method, MappingFeatureStore(local_table))
+    decider = Decider(decide_method, posts_table, stored_table, refs_table)
+    decide_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decide")
 
     @app.agent(features)
     async def decide(stream: faust.StreamT) -> None:
+        loop = asyncio.get_running_loop()
         async for event in stream.events():
             ref = UploadRef(event.message.topic, event.message.partition, event.message.offset)
             try:
@@ -130,7 +154,14 @@ def create_app(settings: Settings) -> faust.App:
                 continue
             assert isinstance(parsed, FeatureEvent | PostUpdateEvent | PostDeleteEvent)
             started = time.perf_counter()
-            outcome = decider.handle(parsed, seq=event.message.offset)
+            step = decider.begin(parsed, seq=event.message.offset)
+            if isinstance(step, Pending):
+                # this agent awaits each decision before the next event, so nothing changes the
+                # engine while evaluate reads it on the decide thread
+                decision = await loop.run_in_executor(decide_executor, decider.evaluate, step)
+                outcome: Emit | Refuse = decider.commit(step, decision)
+            else:
+                outcome = step
             metrics.DECIDE_SECONDS.observe(time.perf_counter() - started)
             if isinstance(outcome, Refuse):
                 await _dead_letter(
@@ -150,12 +181,24 @@ def _count(outcome: Emit) -> None:
     event = outcome.event
     if isinstance(event, DecisionEvent):
         metrics.DECISIONS.labels(decision=event.decision.kind).inc()
+        metrics.UPLOAD_TO_DECISION_SECONDS.observe(_seconds_since(event.post.uploaded_at))
         if event.decision.kind == DecisionKind.DUPLICATE_REFERENCE:
             metrics.BYTES_SAVED.inc(event.image.byte_size)
     elif isinstance(event, PostDeletedEvent):
         metrics.LIFECYCLE.labels(event="delete").inc()
     else:
         metrics.LIFECYCLE.labels(event="update").inc()
+
+
+def _seconds_since(timestamp: str) -> float:
+    """Seconds from an ISO-8601 timestamp to now (0 for one without a zone or in the future)."""
+    try:
+        then = datetime.fromisoformat(timestamp)
+    except ValueError:
+        return 0.0
+    if then.tzinfo is None:
+        return 0.0
+    return max(0.0, (datetime.now(UTC) - then).total_seconds())
 
 
 async def _dead_letter(

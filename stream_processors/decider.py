@@ -7,8 +7,9 @@ State lives in mappings the caller provides (Faust tables in the worker, dicts i
   has an exactly-once effect.
 - ``stored``: upload id → :class:`StoredImageRecord`, for every upload whose signature is part of
   the engine's state: each stored image (its id is its upload's) and each duplicate the engine
-  keeps as an alias of its image. A restarted worker rebuilds the in-memory engine by
-  re-applying these records in decision order.
+  keeps as an alias of its image. A record holds the signature's small state form (the method's
+  own FeatureStore, another table in the worker, holds the local features), so a restarted
+  worker rebuilds the in-memory engine by re-applying these records in decision order.
 - ``refs``: image id → number of live posts showing it; at zero the image leaves the engine.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 from dataclasses import dataclass
+from typing import Any
 
 from schemas.events import (
     DECISION_TOPIC_EVENTS,
@@ -56,6 +58,15 @@ class Refuse:
 DecideOutcome = Emit | Refuse
 
 
+@dataclass(frozen=True)
+class Pending:
+    """A feature event that needs a decision: checked and parsed, not decided yet."""
+
+    feature: FeatureEvent
+    signature: Any
+    seq: int
+
+
 class Decider:
     def __init__(
         self,
@@ -78,26 +89,43 @@ class Decider:
         )
         for record in records:
             decision = _from_info(record.upload_id, record.decision)
-            self._method.apply(decision, self._method.signature_from_bytes(record.signature))
+            signature = self._method.state_from_bytes(record.upload_id, record.signature)
+            self._method.apply(decision, signature)
         self._restored = True
         return len(records)
 
     def handle(
         self, event: FeatureEvent | PostUpdateEvent | PostDeleteEvent, seq: int
     ) -> DecideOutcome:
+        """begin, evaluate and commit in one call (tests, tools)."""
+        step = self.begin(event, seq)
+        if isinstance(step, Pending):
+            return self.commit(step, self.evaluate(step))
+        return step
+
+    def begin(
+        self, event: FeatureEvent | PostUpdateEvent | PostDeleteEvent, seq: int
+    ) -> Pending | DecideOutcome:
+        """Everything but the decision itself: updates, deletions and re-deliveries are answered
+        here; an upload to decide comes back as Pending for ``evaluate`` and ``commit``."""
         if not self._restored:
             self.restore()
         if isinstance(event, FeatureEvent):
-            return self._decide(event, seq)
+            return self._begin_decide(event, seq)
         if isinstance(event, PostUpdateEvent):
             return self._update(event, seq)
         return self._delete(event, seq)
+
+    def evaluate(self, pending: Pending) -> Decision:
+        """The decision for a pending upload. It only reads state, so the worker runs it off the
+        event loop; nothing may change the state between it and ``commit``."""
+        return self._method.evaluate(pending.feature.upload_id, pending.signature)
 
     def _latest(self, post_id: str) -> Event | None:
         raw = self._posts.get(post_id)
         return None if raw is None else parse_event(raw, DECISION_TOPIC_EVENTS)
 
-    def _decide(self, feature: FeatureEvent, seq: int) -> DecideOutcome:
+    def _begin_decide(self, feature: FeatureEvent, seq: int) -> Pending | DecideOutcome:
         latest = self._latest(feature.upload_id)
         if latest is not None:
             return Emit(latest, redelivered=True)
@@ -107,8 +135,11 @@ class Decider:
                 f"upload {feature.upload_id} was extracted with {feature.method!r}, "
                 f"decide runs {self._method.name!r}",
             )
-        signature = self._method.signature_from_bytes(feature.signature)
-        decision = self._method.evaluate(feature.upload_id, signature)
+        return Pending(feature, self._method.signature_from_bytes(feature.signature), seq)
+
+    def commit(self, pending: Pending, decision: Decision) -> Emit:
+        """Apply a decision to the engine and the tables, and make its event."""
+        feature, signature, seq = pending.feature, pending.signature, pending.seq
         retained = self._method.apply(decision, signature)
         info = _to_info(decision)
         event = DecisionEvent(
@@ -117,7 +148,8 @@ class Decider:
         )
         if retained:
             self._stored[decision.upload_id] = StoredImageRecord(
-                seq=seq, upload_id=decision.upload_id, decision=info, signature=feature.signature
+                seq=seq, upload_id=decision.upload_id, decision=info,
+                signature=self._method.state_to_bytes(signature),
             ).to_record()
         self._refs[decision.image_id] = self._refs.get(decision.image_id, 0) + 1
         self._posts[feature.upload_id] = event.to_record()

@@ -7,6 +7,8 @@ from prometheus_client import Counter, Histogram
 # Decode + signature takes milliseconds to a few hundred ms; a decision microseconds to tens of ms.
 EXTRACT_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 DECIDE_BUCKETS = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+# An upload's way through the pipeline: tens of ms when idle, seconds behind a backlog.
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 UPLOADS = Counter("picnix_uploads_total", "Upload events consumed by the extract agent")
 UPLOAD_BYTES = Counter("picnix_upload_bytes_total", "Image bytes consumed by the extract agent")
@@ -27,4 +29,9 @@ DECIDE_SECONDS = Histogram(
 )
 LIFECYCLE = Counter(
     "picnix_lifecycle_total", "Post updates and deletions applied by decide", ["event"]
+)
+UPLOAD_TO_DECISION_SECONDS = Histogram(
+    "picnix_upload_to_decision_seconds",
+    "From the upload's timestamp (set by the producer) to its decision being emitted",
+    buckets=LATENCY_BUCKETS,
 )

@@ -47,20 +47,21 @@ import numpy as np
 
 from stream_processors.engine.clusters import ClusterIndex
 from stream_processors.engine.decision import Decision, DecisionKind
+from stream_processors.engine.feature_store import FeatureStore, MappingFeatureStore
 from stream_processors.engine.hamming_index import HammingIndex
 from stream_processors.engine.local_features import (
-    FeatureStore,
     Keypoints,
     LocalFeatures,
-    MemoryFeatureStore,
-    ThumbCodec,
     detect_orb,
+    empty_keypoints,
     frame_of,
     keypoints_from_bytes,
     keypoints_to_bytes,
     local_features_from_bytes,
     local_features_to_bytes,
+    quantize_points,
     record_keypoints,
+    record_length,
     record_thumb,
     thumb_of,
 )
@@ -164,7 +165,10 @@ class DefaultSignature:
     ``hashes[k]`` is the hash of dihedral op k of the trimmed image (row 0: as uploaded),
     ``coarse[k]`` its 64-bit layout hash;
     ``local`` holds the keypoints, frame size and thumbnail; ``mirror`` the keypoints of the
-    mirrored frame (used for queries only, never stored).
+    mirrored frame (used for queries only, never stored); ``local_record`` is ``local``
+    serialised, what the FeatureStore keeps for a stored image (so decide never re-encodes it).
+    ``local`` is always what ``local_record`` parses to (quantised coordinates, the decoded
+    thumbnail): an evaluation in one process decides as the pipeline does after the wire.
     """
 
     sha256: bytes
@@ -174,6 +178,7 @@ class DefaultSignature:
     coarse: np.ndarray
     local: LocalFeatures
     mirror: Keypoints
+    local_record: bytes
 
     @property
     def code(self) -> np.ndarray:
@@ -181,8 +186,13 @@ class DefaultSignature:
 
 
 _SIG_MAGIC = b"PXD"
-_SIG_VERSION = 4  # 4: local-features record v4 (thumbnail codec)
+_SIG_VERSION = 5  # 5: local-features record v5 (uint16 coordinates, JPEG thumbnail)
 _SIG_HEADER = struct.Struct("<3sB32sIIH")  # magic, version, sha256, width, height, mirror count
+# The state form of a stored signature (what the decider persists to rebuild the engine): the
+# global part only, as the local features are in the FeatureStore under the entry's id.
+_STATE_MAGIC = b"PXS"
+_STATE_VERSION = 1
+_STATE_HEADER = struct.Struct("<3sB32sII")  # magic, version, sha256, width, height
 
 
 def extract_signature(image: ImageLike) -> DefaultSignature:
@@ -199,7 +209,11 @@ def extract_signature(image: ImageLike) -> DefaultSignature:
     frame = cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY)
     hashes = dihedral_hashes(frame)
     coarse = coarse_hashes(frame)
-    local = LocalFeatures(detect_orb(frame), (frame.shape[1], frame.shape[0]), thumb_of(colour))
+    detected = LocalFeatures(
+        detect_orb(frame), (frame.shape[1], frame.shape[0]), thumb_of(colour)
+    )
+    record = local_features_to_bytes(detected)
+    local, _ = local_features_from_bytes(record)
     mirror = detect_orb(np.ascontiguousarray(frame[:, ::-1]))
     return DefaultSignature(
         sha256=bytes.fromhex(image.sha256),
@@ -208,44 +222,66 @@ def extract_signature(image: ImageLike) -> DefaultSignature:
         hashes=hashes,
         coarse=coarse,
         local=local,
-        mirror=mirror,
+        mirror=Keypoints(quantize_points(mirror.points), mirror.descriptors),
+        local_record=record,
     )
+
+
+def _global_bytes(sig: DefaultSignature) -> bytes:
+    return sig.hashes.astype(np.uint8).tobytes() + sig.coarse.astype(np.uint8).tobytes()
 
 
 def signature_to_bytes(sig: DefaultSignature) -> bytes:
     header = _SIG_HEADER.pack(
         _SIG_MAGIC, _SIG_VERSION, sig.sha256, sig.width, sig.height, len(sig.mirror)
     )
-    return b"".join(
-        [
-            header,
-            sig.hashes.astype(np.uint8).tobytes(),
-            sig.coarse.astype(np.uint8).tobytes(),
-            local_features_to_bytes(sig.local),
-            keypoints_to_bytes(sig.mirror),
-        ]
-    )
+    return b"".join([header, _global_bytes(sig), sig.local_record, keypoints_to_bytes(sig.mirror)])
+
+
+def _global_from_bytes(data: bytes, off: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The dihedral hashes and layout hashes at ``off``, and the offset after them."""
+    n_hash = N_DIHEDRAL * HASH_BYTES
+    hashes = np.frombuffer(data, np.uint8, n_hash, off).reshape(N_DIHEDRAL, HASH_BYTES).copy()
+    off += n_hash
+    n_coarse = N_DIHEDRAL * COARSE_BYTES
+    coarse = np.frombuffer(data, np.uint8, n_coarse, off).reshape(N_DIHEDRAL, COARSE_BYTES).copy()
+    return hashes, coarse, off + n_coarse
 
 
 def signature_from_bytes(data: bytes) -> DefaultSignature:
     magic, version, sha, width, height, n_mirror = _SIG_HEADER.unpack_from(data, 0)
     if magic != _SIG_MAGIC or version != _SIG_VERSION:
         raise ValueError(f"not a default-method signature v{_SIG_VERSION}: {magic!r} v{version}")
-    off = _SIG_HEADER.size
-    n_hash = N_DIHEDRAL * HASH_BYTES
-    hashes = np.frombuffer(data, np.uint8, n_hash, off).reshape(N_DIHEDRAL, HASH_BYTES).copy()
-    off += n_hash
-    n_coarse = N_DIHEDRAL * COARSE_BYTES
-    coarse = np.frombuffer(data, np.uint8, n_coarse, off).reshape(N_DIHEDRAL, COARSE_BYTES).copy()
-    off += n_coarse
+    hashes, coarse, off = _global_from_bytes(data, _SIG_HEADER.size)
     view = memoryview(data)
     local, used = local_features_from_bytes(view[off:])
+    record = bytes(view[off : off + used])
     off += used
     mirror, used = keypoints_from_bytes(view[off:], n_mirror)
     off += used
     if off != len(data):
         raise ValueError(f"trailing bytes in signature: {len(data) - off}")
-    return DefaultSignature(sha, width, height, hashes, coarse, local, mirror)
+    return DefaultSignature(sha, width, height, hashes, coarse, local, mirror, record)
+
+
+def state_to_bytes(sig: DefaultSignature) -> bytes:
+    """The state form of a stored signature (see _STATE_MAGIC): ~300 bytes."""
+    header = _STATE_HEADER.pack(_STATE_MAGIC, _STATE_VERSION, sig.sha256, sig.width, sig.height)
+    return header + _global_bytes(sig)
+
+
+def state_from_bytes(data: bytes, record: bytes) -> DefaultSignature:
+    """A stored signature from its state form and its FeatureStore record (no mirror)."""
+    magic, version, sha, width, height = _STATE_HEADER.unpack_from(data, 0)
+    if magic != _STATE_MAGIC or version != _STATE_VERSION:
+        raise ValueError(f"not a default-method state v{_STATE_VERSION}: {magic!r} v{version}")
+    hashes, coarse, off = _global_from_bytes(data, _STATE_HEADER.size)
+    if off != len(data):
+        raise ValueError(f"trailing bytes in signature state: {len(data) - off}")
+    if record_length(record) != len(record):
+        raise ValueError("local-features record of the wrong length in the store")
+    local, _ = local_features_from_bytes(record)
+    return DefaultSignature(sha, width, height, hashes, coarse, local, empty_keypoints(), record)
 
 
 def _sha_code(sha256: bytes) -> np.ndarray:
@@ -283,7 +319,7 @@ class DefaultMethod:
     name = METHOD_NAME
 
     def __init__(self, store: FeatureStore | None = None) -> None:
-        self._store: FeatureStore = store if store is not None else MemoryFeatureStore()
+        self._store: FeatureStore = store if store is not None else MappingFeatureStore()
         self._hashes = HammingIndex(HASH_BITS)
         self._coarse = HammingIndex(COARSE_BITS)
         self._words = VisualWordIndex()
@@ -295,6 +331,9 @@ class DefaultMethod:
         # ``_id_of_key`` maps an alias's key to its image
         self._aliases: dict[str, int] = {}
         self._id_of_key: list[str | None] = []
+        # per key, the upload id of the entry itself (an image's own, or the alias's): its
+        # record's id in the FeatureStore
+        self._entry_of_key: list[str | None] = []
         # exact-bytes lookup: the first SHA256_INDEX_BYTES of each stored image's SHA-256 in a
         # Hamming index searched at radius 0 (~57 B per image where a dict of bytes costs ~120)
         self._sha = HammingIndex(8 * SHA256_INDEX_BYTES)
@@ -309,6 +348,12 @@ class DefaultMethod:
 
     def signature_from_bytes(self, data: bytes) -> DefaultSignature:
         return signature_from_bytes(data)
+
+    def state_to_bytes(self, sig: DefaultSignature) -> bytes:
+        return state_to_bytes(sig)
+
+    def state_from_bytes(self, entry_id: str, data: bytes) -> DefaultSignature:
+        return state_from_bytes(data, self._store.get(entry_id))
 
     # ------------------------------------------------------------------ decide
     def evaluate(self, upload_id: str, sig: DefaultSignature) -> Decision:
@@ -375,7 +420,7 @@ class DefaultMethod:
         return None
 
     def _quick_check(self, sig: DefaultSignature, key: int, variant: int) -> bool:
-        stored = record_thumb(self._store.get(key))
+        stored = record_thumb(self._record(key))
         return quick_clean_copy(apply_dihedral(sig.local.thumb, variant), stored)
 
     def _keypoint_checks(
@@ -473,6 +518,11 @@ class DefaultMethod:
         assert image_id is not None
         return self._images[image_id]
 
+    def _record(self, key: int) -> bytes:
+        entry_id = self._entry_of_key[key]
+        assert entry_id is not None
+        return self._store.get(entry_id)
+
     def _code_of(self, key: int) -> np.ndarray:
         code = self._hashes.get(key)
         assert code is not None
@@ -483,7 +533,7 @@ class DefaultMethod:
         return int(np.bitwise_count(sig.hashes ^ code[None, :]).sum(axis=1).min())
 
     def _stored_features(self, key: int) -> LocalFeatures:
-        lf, _ = local_features_from_bytes(self._store.get(key))
+        lf, _ = local_features_from_bytes(self._record(key))
         return lf
 
     def fast_evidence(self, sig: DefaultSignature, key: int, variant: int) -> PixelCheck | None:
@@ -510,7 +560,7 @@ class DefaultMethod:
     ) -> list[PixelCheck]:
         """Pixel checks for each view (False: as uploaded, True: mirrored) whose geometry
         verified; with ``stop``, later views are skipped once one passes those thresholds."""
-        record = self._store.get(key)
+        record = self._record(key)
         stored_keypoints = record_keypoints(record)
         stored: LocalFeatures | None = None  # the thumbnail is decoded once geometry holds
         out: list[PixelCheck] = []
@@ -544,11 +594,13 @@ class DefaultMethod:
                 return False  # the same bytes show nothing the stored entry does not
             if decision.upload_id in self._aliases:
                 raise ValueError(f"upload {decision.upload_id} already has an alias")
-            self._aliases[decision.upload_id] = self._add_entry(decision.image_id, sig)
+            self._aliases[decision.upload_id] = self._add_entry(
+                decision.upload_id, decision.image_id, sig
+            )
             return True
         if decision.image_id in self._images:
             raise ValueError(f"image {decision.image_id} already stored")
-        key = self._add_entry(decision.image_id, sig)
+        key = self._add_entry(decision.image_id, decision.image_id, sig)
         self._images[decision.image_id] = key
         if decision.kind is DecisionKind.NEW_CLUSTER:
             self._clusters.found(decision.cluster_id, key)
@@ -556,27 +608,32 @@ class DefaultMethod:
             self._clusters.join(decision.cluster_id, sig.code, key)
         return True
 
-    def _add_entry(self, image_id: str, sig: DefaultSignature) -> int:
-        """Index one signature (a stored image or an alias) under a new key showing ``image_id``."""
+    def _add_entry(self, entry_id: str, image_id: str, sig: DefaultSignature) -> int:
+        """Index one signature (a stored image or an alias, ``entry_id`` its upload) under a new
+        key showing ``image_id``."""
         key = self._next_key
         self._next_key += 1
         self._id_of_key.append(image_id)
+        self._entry_of_key.append(entry_id)
         self._sha.add(key, _sha_code(sig.sha256))
         self._hashes.add(key, sig.code)
         self._coarse.add(key, sig.coarse[0])
         self._words.add(key, sig.local.keypoints.descriptors)
-        self._store.put(key, local_features_to_bytes(sig.local, ThumbCodec.RAW))
+        self._store.put(entry_id, sig.local_record)
         return key
 
     def _drop_entry(self, key: int) -> np.ndarray:
         """Remove one key from every index; returns its hash code."""
         code = self._code_of(key)
-        self._words.remove(key, record_keypoints(self._store.get(key)).descriptors)
-        self._store.delete(key)
+        entry_id = self._entry_of_key[key]
+        assert entry_id is not None
+        self._words.remove(key, record_keypoints(self._store.get(entry_id)).descriptors)
+        self._store.delete(entry_id)
         self._hashes.remove(key)
         self._coarse.remove(key)
         self._sha.remove(key)
         self._id_of_key[key] = None
+        self._entry_of_key[key] = None
         return code
 
     def bulk_load(
@@ -595,7 +652,7 @@ class DefaultMethod:
         member in order, joined by the later ones), with 256-bit ``codes[i]``, 64-bit
         ``coarse[i]`` and posted visual words ``words[i]`` (``visual_words.word_rows`` of the
         keypoint descriptors); ``records`` are the local-feature records for the FeatureStore
-        (none: the caller has put them already, under the next keys in order). The same state
+        (none: the caller has put them already, under the image ids). The same state
         as ``apply`` of NEW_CLUSTER / MERGE_CENTER decisions one by one, built with one rebuild
         per index.
         """
@@ -607,12 +664,13 @@ class DefaultMethod:
         shas = np.frombuffer(b"".join(h[:SHA256_INDEX_BYTES] for h in sha256s), np.uint8)
         self._sha.add_many(keys, shas.reshape(n, SHA256_INDEX_BYTES))
         self._id_of_key.extend(image_ids)
+        self._entry_of_key.extend(image_ids)
         self._hashes.add_many(keys, codes)
         self._coarse.add_many(keys, coarse)
         self._words.add_many(keys, words)
         if records is not None:
-            for key, rec in zip(keys.tolist(), records, strict=True):
-                self._store.put(key, rec)
+            for image_id, rec in zip(image_ids, records, strict=True):
+                self._store.put(image_id, rec)
         self._clusters.add_many(cluster_ids, codes, keys)
 
     def remove(self, image_id: str) -> None:
@@ -638,6 +696,7 @@ class DefaultMethod:
     def memory_bytes(self) -> int:
         """In-memory index bytes (excluding the feature store), Python objects included."""
         ids = sys.getsizeof(self._images) + sys.getsizeof(self._id_of_key)
+        ids += sys.getsizeof(self._entry_of_key)
         ids += sys.getsizeof(self._aliases)
         ids += sum(sys.getsizeof(k) + _INT_BYTES for k in (*self._images, *self._aliases))
         return (

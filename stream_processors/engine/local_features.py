@@ -3,9 +3,9 @@
 Why: global hashes cannot see through crops, rotations and heavy overlays; keypoints verified
 geometrically can. ORB is patent-free, ships with OpenCV and costs a few ms at 480 px. The
 keypoints of the mirrored frame are computed for queries only (ORB is not mirror-invariant), so a
-mirrored-and-cropped copy is still found. Local features are large (tens of KiB), so they live in
-a ``FeatureStore`` that the index reads only for the few shortlisted candidates; the default store
-is an in-memory dict, a benchmark can plug in an on-disk one.
+mirrored-and-cropped copy is still found. Local features are large (~25 KiB), so they live in a
+``feature_store.FeatureStore`` (on disk in the worker) read only for the few shortlisted
+candidates of a decision.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Protocol
 
 import cv2
 import numpy as np
@@ -108,48 +107,92 @@ def thumb_of(frame: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- serialisation
 _LF_MAGIC = b"LF"
-_LF_VERSION = 4  # 4: the thumbnail codec is recorded (PNG or raw)
+_LF_VERSION = 5  # 5: coordinates as uint16 fixed point, thumbnail as PNG or JPEG
 # magic, version, thumbnail codec, frame w, h, thumb w, h, n keypoints, thumbnail bytes
 _LF_HEADER = struct.Struct("<2sBBHHHHHI")
 _THUMB_CHANNELS = 3
+# Keypoint coordinates are stored in 1/COORD_SCALE px as uint16: 65535 / 128 = 512 px covers
+# FRAME_LONG_SIDE, and 1/128 px is far below RANSAC's reprojection tolerance. 4 B a point where
+# float32 pairs took 8; a keypoint is then 36 B, its 32-byte descriptor the incompressible rest.
+COORD_SCALE = 128
+_COORD_MAX = 65535 / COORD_SCALE
 
 
 class ThumbCodec(IntEnum):
-    """How a record holds its thumbnail. PNG is lossless at a third of the raw size, for the
-    signature on the wire; RAW is for the FeatureStore, read for every hash neighbour's pixel
-    check, where decoding a PNG thumbnail alone costs ~0.5 ms."""
+    """How a record holds its thumbnail; ``choose_codec`` picks one per thumbnail.
+
+    Dev thumbnails on this box: a photo's PNG is ~24 KB (0.7 ms to decode), its JPEG at
+    THUMB_JPEG_QUALITY with full-resolution colour ~11 KB (0.2 ms to encode or decode); lossless
+    WebP ~13 KB but 59 ms to encode. Flat art and pixel art are the other way round: their PNG
+    is small and exact, and exactness is what tells two CryptoPunks one trait apart. The
+    thumbnail a method compares is always the decoded one (default_method.extract_signature),
+    so an evaluation and the pipeline see the same pixels."""
 
     PNG = 0
-    RAW = 1
+    JPEG = 2
+
+
+THUMB_JPEG_QUALITY = 95
+# A thumbnail is kept lossless while its PNG is at most this many times its JPEG. On the dev
+# set JPEG for every thumbnail cost 2 TP and added a false positive (two punks one trait apart
+# passed the pixel check); PNG for every one keeps decisions as they were at ~2x the bytes.
+THUMB_PNG_MAX_RATIO = 1.5
+_JPEG_PARAMS = [
+    cv2.IMWRITE_JPEG_QUALITY, THUMB_JPEG_QUALITY,
+    # full-resolution colour: 4:2:0 smeared a one-pixel trait of pixel art (CryptoPunks one
+    # trait apart) enough to pass the pixel check, dev false positives 2 -> 5
+    cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
+]
+
+
+def quantize_points(points: np.ndarray) -> np.ndarray:
+    """Coordinates as a record stores them (uint16 in 1/COORD_SCALE px), as float32 again."""
+    fixed = np.rint(np.clip(points, 0.0, _COORD_MAX) * COORD_SCALE).astype(np.uint16)
+    return (fixed.astype(np.float32) / COORD_SCALE).reshape(-1, 2)
 
 
 def keypoints_to_bytes(kp: Keypoints) -> bytes:
-    return kp.points.astype("<f4").tobytes() + kp.descriptors.tobytes()
+    fixed = np.rint(np.clip(kp.points, 0.0, _COORD_MAX) * COORD_SCALE).astype("<u2")
+    return fixed.tobytes() + np.ascontiguousarray(kp.descriptors, np.uint8).tobytes()
 
 
 def keypoints_from_bytes(data: bytes | memoryview, n: int) -> tuple[Keypoints, int]:
     """Parse n keypoints from the start of data; returns them and the bytes consumed."""
-    pts = np.frombuffer(data, dtype="<f4", count=2 * n).astype(np.float32).reshape(n, 2)
-    off = 8 * n
+    fixed = np.frombuffer(data, dtype="<u2", count=2 * n)
+    pts = (fixed.astype(np.float32) / COORD_SCALE).reshape(n, 2)
+    off = 4 * n
     desc = np.frombuffer(data, dtype=np.uint8, count=DESCRIPTOR_BYTES * n, offset=off)
     desc = desc.reshape(n, DESCRIPTOR_BYTES).copy()
     return Keypoints(pts, desc), off + DESCRIPTOR_BYTES * n
 
 
-def _encode_thumb(thumb: np.ndarray) -> bytes:
-    """Lossless PNG: a third of the raw size, and decisions stay bit-identical."""
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(thumb, np.uint8))
+def encode_thumb(thumb: np.ndarray, codec: ThumbCodec) -> bytes:
+    image = np.ascontiguousarray(thumb, np.uint8)
+    if codec is ThumbCodec.JPEG:
+        ok, buf = cv2.imencode(".jpg", image, _JPEG_PARAMS)
+    else:
+        ok, buf = cv2.imencode(".png", image)
     if not ok:
-        raise ValueError("thumbnail could not be encoded")
+        raise ValueError(f"thumbnail {image.shape} could not be encoded as {codec.name}")
     return bytes(buf.tobytes())
 
 
-def local_features_to_bytes(lf: LocalFeatures, codec: ThumbCodec = ThumbCodec.PNG) -> bytes:
+def choose_codec(thumb: np.ndarray) -> tuple[ThumbCodec, bytes]:
+    """PNG where it costs little more than JPEG (flat and pixel art), else JPEG (photos)."""
+    png = encode_thumb(thumb, ThumbCodec.PNG)
+    jpeg = encode_thumb(thumb, ThumbCodec.JPEG)
+    if len(png) <= THUMB_PNG_MAX_RATIO * len(jpeg):
+        return ThumbCodec.PNG, png
+    return ThumbCodec.JPEG, jpeg
+
+
+def local_features_to_bytes(lf: LocalFeatures, codec: ThumbCodec | None = None) -> bytes:
+    """The record; ``codec`` None chooses one for the thumbnail (``choose_codec``)."""
     th, tw = lf.thumb.shape[:2]
-    if codec is ThumbCodec.PNG:
-        thumb = _encode_thumb(lf.thumb)
+    if codec is None:
+        codec, thumb = choose_codec(lf.thumb)
     else:
-        thumb = np.ascontiguousarray(lf.thumb, np.uint8).tobytes()
+        thumb = encode_thumb(lf.thumb, codec)
     header = _LF_HEADER.pack(
         _LF_MAGIC,
         _LF_VERSION,
@@ -186,15 +229,14 @@ def _record_header(data: bytes | memoryview) -> _RecordHeader:
 
 
 def _thumb_of_record(data: bytes | memoryview, head: _RecordHeader) -> np.ndarray:
-    """The record's thumbnail: a read-only view of the bytes (RAW) or a decoded PNG."""
+    """The record's thumbnail, decoded."""
     buf = np.frombuffer(data, dtype=np.uint8, count=head.thumb_bytes, offset=_LF_HEADER.size)
-    if head.codec is ThumbCodec.RAW:
-        if buf.size != int(np.prod(head.thumb_shape)):
-            raise ValueError("raw thumbnail of the wrong size in local-features record")
-        return buf.reshape(head.thumb_shape)
     thumb = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if thumb is None or thumb.shape != head.thumb_shape:
-        raise ValueError("corrupt thumbnail in local-features record")
+        raise ValueError(
+            f"corrupt {head.codec.name} thumbnail in local-features record: "
+            f"{None if thumb is None else thumb.shape}, header says {head.thumb_shape}"
+        )
     return np.asarray(thumb, np.uint8)
 
 
@@ -212,6 +254,12 @@ def local_features_from_bytes(data: bytes | memoryview) -> tuple[LocalFeatures, 
     return LocalFeatures(kp, head.frame_size, _thumb_of_record(data, head)), end
 
 
+def record_length(data: bytes | memoryview) -> int:
+    """Bytes of the LocalFeatures record at the start of data (its header says), unparsed."""
+    head = _record_header(data)
+    return _LF_HEADER.size + head.thumb_bytes + (4 + DESCRIPTOR_BYTES) * head.n_keypoints
+
+
 def record_keypoints(data: bytes | memoryview) -> Keypoints:
     """The keypoints of a LocalFeatures record without reading its thumbnail: geometry needs
     only the keypoints, and most shortlisted candidates fail geometry."""
@@ -222,32 +270,3 @@ def record_keypoints(data: bytes | memoryview) -> Keypoints:
 def record_thumb(data: bytes | memoryview) -> np.ndarray:
     """The thumbnail of a LocalFeatures record alone (the quick pixel check needs nothing else)."""
     return _thumb_of_record(data, _record_header(data))
-
-
-# ----------------------------------------------------------------------------- store
-class FeatureStore(Protocol):
-    """Where stored images' local features live; read only for shortlisted candidates."""
-
-    def put(self, key: int, data: bytes) -> None: ...
-    def get(self, key: int) -> bytes: ...
-    def delete(self, key: int) -> None: ...
-    def nbytes(self) -> int: ...
-
-
-class MemoryFeatureStore:
-    """Default FeatureStore: a dict of serialised records."""
-
-    def __init__(self) -> None:
-        self._data: dict[int, bytes] = {}
-
-    def put(self, key: int, data: bytes) -> None:
-        self._data[key] = data
-
-    def get(self, key: int) -> bytes:
-        return self._data[key]
-
-    def delete(self, key: int) -> None:
-        self._data.pop(key, None)
-
-    def nbytes(self) -> int:
-        return sum(len(v) for v in self._data.values())

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from stream_processors.engine.decision import Decision
+from stream_processors.engine.feature_store import FeatureStore
 
 
 class ImageLike(Protocol):
@@ -44,6 +45,17 @@ class DedupMethod(Protocol):
 
     def signature_from_bytes(self, data: bytes) -> Any: ...
 
+    def state_to_bytes(self, sig: Any) -> bytes:
+        """What the caller persists of a signature ``apply`` retained, to rebuild the state after
+        a restart: what the method keeps in its own store (local features) is left out, so the
+        rebuild records stay small and the large part is written once."""
+        ...
+
+    def state_from_bytes(self, entry_id: str, data: bytes) -> Any:
+        """The retained signature of entry ``entry_id`` (the upload it came from) from its state
+        form and the method's own store, for re-applying it."""
+        ...
+
     def evaluate(self, upload_id: str, sig: Any) -> Decision:
         """Decide one upload; reads state only."""
         ...
@@ -69,12 +81,13 @@ class DedupMethod(Protocol):
 METHOD_NAMES = ("default", "seed")
 
 
-def build_method(name: str) -> DedupMethod:
-    """A fresh method instance with empty state, by name ("default" or "seed")."""
+def build_method(name: str, store: FeatureStore | None = None) -> DedupMethod:
+    """A fresh method instance with empty state, by name ("default" or "seed"); ``store`` holds
+    the local features of the default method (none: a dict in memory)."""
     if name == "default":
         from stream_processors.engine.default_method import DefaultMethod
 
-        return DefaultMethod()
+        return DefaultMethod(store)
     if name == "seed":
         from stream_processors.engine.seed_method import SeedMethod
 

@@ -129,6 +129,13 @@ class SeedMethod:
         thumb = np.frombuffer(body, dtype=np.uint8).reshape(side, side).copy()
         return SeedSignature(hu=np.array([p1, p2, p3], dtype=np.float64), thumb=thumb, shape=(h, w))
 
+    def state_to_bytes(self, sig: SeedSignature) -> bytes:
+        """The seed keeps its whole (small) signature in memory: its state form is the signature."""
+        return self.signature_to_bytes(sig)
+
+    def state_from_bytes(self, entry_id: str, data: bytes) -> SeedSignature:
+        return self.signature_from_bytes(data)
+
     def evaluate(self, upload_id: str, sig: SeedSignature) -> Decision:
         if not self._clusters:
             return self._new(upload_id)

@@ -20,6 +20,7 @@ from schemas.events import (
 )
 from stream_processors.decider import Decider, Emit, Refuse
 from stream_processors.engine.decode import decode_image
+from stream_processors.engine.feature_store import MappingFeatureStore
 from stream_processors.engine.method import build_method
 
 
@@ -47,21 +48,28 @@ def _feature(upload_id: str, data: bytes, offset: int) -> FeatureEvent:
 
 
 class Tables:
+    """The worker's four tables as dicts: posts, stored images, refs, and the engine's store."""
+
     def __init__(self) -> None:
         self.posts: dict[str, bytes] = {}
         self.stored: dict[str, bytes] = {}
         self.refs: dict[str, int] = {}
+        self.local: dict[str, bytes] = {}
 
     def decider(self) -> Decider:
-        return Decider(build_method("default"), self.posts, self.stored, self.refs)
+        method = build_method("default", MappingFeatureStore(self.local))
+        return Decider(method, self.posts, self.stored, self.refs)
 
     def copy(self) -> Tables:
         other = Tables()
         other.posts, other.stored, other.refs = dict(self.posts), dict(self.stored), dict(self.refs)
+        other.local = dict(self.local)
         return other
 
-    def snapshot(self) -> tuple[dict[str, bytes], dict[str, bytes], dict[str, int]]:
-        return dict(self.posts), dict(self.stored), dict(self.refs)
+    def snapshot(
+        self,
+    ) -> tuple[dict[str, bytes], dict[str, bytes], dict[str, int], dict[str, bytes]]:
+        return dict(self.posts), dict(self.stored), dict(self.refs), dict(self.local)
 
 
 def _emitted(outcome: Emit | Refuse) -> Emit:

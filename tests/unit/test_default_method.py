@@ -12,6 +12,7 @@ from skimage import data
 from stream_processors.engine.decision import Decision, DecisionKind
 from stream_processors.engine.decode import decode_image
 from stream_processors.engine.default_method import DefaultMethod, DefaultSignature, Evidence
+from stream_processors.engine.feature_store import MappingFeatureStore
 from stream_processors.engine.method import build_method
 
 Edit = Callable[[np.ndarray], np.ndarray]
@@ -178,6 +179,31 @@ def test_apply_replay_rebuilds_the_same_state() -> None:
     replayed = DefaultMethod()
     for d, blob in log:
         replayed.apply(d, replayed.signature_from_bytes(blob))
+    assert len(replayed) == len(live) and replayed.cluster_count() == live.cluster_count()
+    probe = _encode(EDITS["rotate3"](_bgr(data.astronaut())))
+    assert live.evaluate("p", _sig(live, probe)) == replayed.evaluate("p", _sig(replayed, probe))
+
+
+def test_state_form_and_store_rebuild_the_same_state() -> None:
+    """A restart re-applies each retained signature from its small state form and the record
+    its FeatureStore kept; the rebuilt engine decides as the live one, the records are written
+    once, and the state form leaves the local features out."""
+    store: dict[str, bytes] = {}
+    live = DefaultMethod(MappingFeatureStore(store))
+    log: list[tuple[Decision, bytes]] = []
+    for uid, payload in _stream():
+        sig = _sig(live, payload)
+        d = live.evaluate(uid, sig)
+        if live.apply(d, sig):
+            state = live.state_to_bytes(sig)
+            assert len(state) < 400 < len(sig.local_record)
+            assert store[uid] == sig.local_record
+            log.append((d, state))
+    kept = dict(store)
+    replayed = DefaultMethod(MappingFeatureStore(store))
+    for d, state in log:
+        replayed.apply(d, replayed.state_from_bytes(d.upload_id, state))
+    assert store == kept
     assert len(replayed) == len(live) and replayed.cluster_count() == live.cluster_count()
     probe = _encode(EDITS["rotate3"](_bgr(data.astronaut())))
     assert live.evaluate("p", _sig(live, probe)) == replayed.evaluate("p", _sig(replayed, probe))
