@@ -102,6 +102,7 @@ READ_IDLE_MS = 2_000
 LOCK_TIMEOUT = "30s"  # a DROP blocked by someone's open transaction fails instead of hanging
 FAUST_LEADER_TOPIC = "{app}-__assignor-__leader"
 PERCENTILES = (50, 99)
+GIT_TIMEOUT_SECONDS = 10.0
 STAGES = ("extract", "decide")
 HTTP_OK = 200
 SCRAPE_WAIT_SECONDS = 5.0  # two scrape intervals: the last samples reach Prometheus
@@ -465,12 +466,28 @@ def build_workload(args: argparse.Namespace, settings: Settings) -> Workload:
     return workload
 
 
+def code_version() -> dict[str, Any]:
+    """The commit measured, and the files that differed from it: a figure names its code."""
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
+                              text=True, check=True, timeout=GIT_TIMEOUT_SECONDS).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                cwd=repo, capture_output=True, text=True, check=True,
+                                timeout=GIT_TIMEOUT_SECONDS).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        log(f"no git version for {repo}: {exc}")
+        return {"commit": None, "modified": []}
+    return {"commit": head, "modified": sorted(line[3:] for line in status.splitlines())}
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if values else 0.0
 
 
 def run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     started = time.monotonic()
+    code = code_version()  # at the start: the code the pipeline processes are started from
     workload = build_workload(args, settings)
     log(f"workload {workload.root} ({'reused' if workload.reused else 'built'}): "
         f"phase 1 {workload.phase1_count}, phase 2 {workload.phase2_count}, {workload.kinds}")
@@ -483,10 +500,11 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         log(f"pipeline up with {args.workers} workers; phase 1: {phase1_limit} uploads")
         probe = Probe(settings, kafka)
         try:
-            return _phases(args, settings, kafka, probe, workload, phase1_limit, phase2_count,
-                           started)
+            result = _phases(args, settings, kafka, probe, workload, phase1_limit,
+                             phase2_count, started)
         finally:
             probe.close()
+    return {"code": code, **result}
 
 
 def _phases(
