@@ -99,12 +99,17 @@ def create_app(settings: Settings) -> faust.App:
 
     # Co-partitioned with picnix.features (one partition). value_type=bytes selects the raw
     # codec: values are our own versioned frames; reference counts are JSON integers.
-    table: dict[str, Any] = {"partitions": 1, "key_type": str, "options": TABLE_OPTIONS}
-    posts_table = app.Table("posts", value_type=bytes, **table)
-    stored_table = app.Table("stored-images", value_type=bytes, **table)
-    refs_table = app.Table("image-refs", value_type=int, **table)
+    def table(name: str, value_type: type) -> Any:
+        # faust's RocksDB store pops keys from the options it is given: a copy per table
+        return app.Table(
+            name, partitions=1, key_type=str, value_type=value_type, options=dict(TABLE_OPTIONS)
+        )
+
+    posts_table = table("posts", bytes)
+    stored_table = table("stored-images", bytes)
+    refs_table = table("image-refs", int)
     # upload id of a stored image or alias -> its local-features record (the engine's store)
-    local_table = app.Table("local-features", value_type=bytes, **table)
+    local_table = table("local-features", bytes)
 
     extract_method = build_method(settings.engine_method)
     limits = DecodeLimits(max_bytes=settings.max_image_bytes)
