@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import csv
 import dataclasses
 import json
 import math
@@ -76,7 +77,6 @@ from scripts.bench_workload import (
     manifest_paths,
 )
 from scripts.datasets import fetch
-from sinks.blob_sink import GROUP_ID as BLOB_GROUP
 from sinks.migrate import migrate
 from sinks.pg_sink import CONSUMER_NAME as PG_CONSUMER
 from stream_processors.engine.decision import DecisionKind
@@ -261,9 +261,9 @@ def reset_state(settings: Settings, kafka: Kafka) -> None:
                              "after their deletion")
         time.sleep(POLL_SECONDS)
     ensure_topics(settings)
-    stale = kafka.group_offsets(BLOB_GROUP, settings.topic_decisions)
+    stale = kafka.group_offsets(settings.blob_sink_group, settings.topic_decisions)
     if stale:
-        raise BenchError(f"group {BLOB_GROUP} kept offsets {stale} of the deleted "
+        raise BenchError(f"group {settings.blob_sink_group} kept offsets {stale} of the deleted "
                          f"{settings.topic_decisions}: the completion check would be wrong")
     _reset_tables(settings)
     _empty_bucket(settings)
@@ -350,7 +350,7 @@ class Probe:
             "SELECT partition, next_offset FROM sink_offsets WHERE consumer = %s AND topic = %s",
             (PG_CONSUMER, s.topic_decisions),
         ).fetchall())
-        blob = self._kafka.group_offsets(BLOB_GROUP, s.topic_decisions)
+        blob = self._kafka.group_offsets(s.blob_sink_group, s.topic_decisions)
         caught_up = all(
             end == 0 or (pg.get(p, 0) >= end and blob.get(p, 0) >= end)
             for p, end in decisions_end.items()
@@ -398,17 +398,8 @@ class Producer:
         return True
 
 
-@dataclass
-class Marks:
-    """What the bench samples while a phase drains."""
-
-    rss_after: int
-    rss_sample: dict[str, bench_stats.GroupSample] | None = None
-    images_at_rss_sample: int = 0
-
-
 def drain(
-    settings: Settings, probe: Probe, producer: Producer, marks: Marks, *,
+    settings: Settings, probe: Probe, producer: Producer, *,
     idle_timeout: float | None, deadline_after_publish: float | None, what: str,
 ) -> tuple[Progress, float, bool]:
     """Poll until every published upload is decided (or dead-lettered) and both sinks are at
@@ -422,9 +413,6 @@ def drain(
         if producer.check() and published_at is None:
             published_at = now
         progress = probe.poll()
-        if marks.rss_sample is None and progress.handled >= marks.rss_after:
-            marks.rss_sample = bench_stats.sample_groups(settings)
-            marks.images_at_rss_sample = progress.images
         if published_at is not None and progress.sinks_caught_up and (
             progress.handled >= progress.uploads_published
         ):
@@ -513,40 +501,48 @@ def _phases(
 ) -> dict[str, Any]:
     topics = [settings.topic_uploads, settings.topic_uploads_dlq, settings.topic_features,
               settings.topic_decisions, *faust_topics(settings, kafka.list_topics())]
+    warm_csv, main_csv = split_manifest(workload.phase1, args.rss_after, phase1_limit)
+    warm = Producer.start(settings, warm_csv, args.rss_after, None)
+    log(f"warm-up: {args.rss_after} uploads, drained before phase 1 is measured")
+    drain(settings, probe, warm, idle_timeout=args.idle_timeout, deadline_after_publish=None,
+          what="warm-up")
+    # Both RSS samples are taken drained (no backlog in the consumers' buffers), so the growth
+    # between them is what the images stored in between left behind.
+    warm_stored = probe.counts()[1]
+    before = bench_stats.sample_groups(settings)
     disk_before = bench_stats.disk_usage(settings, topics)
-    cpu_before = bench_stats.sample_groups(settings)
     bench_cpu_before = time.process_time()
-    marks = Marks(rss_after=args.rss_after)
+    uploads_before = kafka.end_offsets(settings.topic_uploads)
 
-    producer = Producer.start(settings, workload.phase1, phase1_limit, None)
-    progress1, done_at, _ = drain(settings, probe, producer, marks,
-                                  idle_timeout=args.idle_timeout, deadline_after_publish=None,
-                                  what="phase 1")
+    producer = Producer.start(settings, main_csv, phase1_limit - args.rss_after, None)
+    progress1, done_at, _ = drain(settings, probe, producer, idle_timeout=args.idle_timeout,
+                                  deadline_after_publish=None, what="phase 1")
     done_wall = time.time() - (time.monotonic() - done_at)
-    cpu_after = bench_stats.sample_groups(settings)
+    after = bench_stats.sample_groups(settings)
     bench_cpu = time.process_time() - bench_cpu_before
-    uploads1 = progress1.uploads_published
-    firsts = {p: min(end, 1) for p, end in kafka.end_offsets(settings.topic_uploads).items()}
-    first_ts = min(ts for _k, ts, _v in kafka.read(settings.topic_uploads, {}, firsts))
+    disk_after = bench_stats.disk_usage(settings, topics)
+    stored1 = progress1.images - warm_stored
+    uploads_end = kafka.end_offsets(settings.topic_uploads)
+    uploads1 = sum(uploads_end.values()) - sum(uploads_before.values())
+    firsts = {p: min(end, uploads_before[p] + 1) for p, end in uploads_end.items()}
+    first_ts = min(ts for _k, ts, _v in kafka.read(settings.topic_uploads, uploads_before,
+                                                   firsts))
     phase1_seconds = done_wall - first_ts / MS
     log(f"phase 1: {uploads1} uploads in {phase1_seconds:.1f} s "
-        f"({uploads1 / phase1_seconds:.1f}/s)")
+        f"({uploads1 / phase1_seconds:.1f}/s), {stored1} images stored")
 
-    uploads_start = kafka.end_offsets(settings.topic_uploads)
     decisions_start = kafka.end_offsets(settings.topic_decisions)
     producer2 = Producer.start(settings, workload.phase2, phase2_count, args.rate)
     log(f"phase 2: {phase2_count} uploads offered at {args.rate:g}/s")
-    progress2, _, drained = drain(settings, probe, producer2, marks, idle_timeout=None,
+    progress2, _, drained = drain(settings, probe, producer2, idle_timeout=None,
                                   deadline_after_publish=args.drain_timeout, what="phase 2")
     waited_until_ms = time.time() * MS
-    latency = _latency(kafka, settings, uploads_start, decisions_start, waited_until_ms)
+    latency = _latency(kafka, settings, uploads_end, decisions_start, waited_until_ms)
     latency["offered_per_s"] = args.rate
     latency["drained"] = drained
 
     rss_end = bench_stats.sample_groups(settings)
-    disk_after = bench_stats.disk_usage(settings, topics)
     totals = _totals(settings, kafka, probe)
-    stored = totals["images_stored"]
     floor_paths = _floor_sample(workload.phase1, phase1_limit, args.floor_sample)
     log(f"extract floor over {len(floor_paths)} phase-1 images on {args.floor_processes} "
         "processes")
@@ -555,36 +551,41 @@ def _phases(
         time.sleep(SCRAPE_WAIT_SECONDS - floor.seconds)
     stages = worker_stage_means(settings)
 
-    cpu = {g: (cpu_after[g].cpu_seconds - cpu_before[g].cpu_seconds) * MS / uploads1
-           for g in cpu_after}
+    cpu = {g: (after[g].cpu_seconds - before[g].cpu_seconds) * MS / uploads1 for g in after}
     cpu["producer"] = producer.cpu_seconds * MS / uploads1
     order = ("worker", "sinks", "producer", "kafka", "postgres", "minio", "prometheus")
     cpu_ms = {g: round(cpu.get(g, 0.0), 2) for g in order}
     cpu_ms["total"] = round(sum(cpu.get(g, 0.0) for g in order), 2)
-    rss = _rss_per_stored(marks, rss_end, stored)
+
+    def per_stored(grown: float) -> float | None:
+        return round(grown / stored1) if stored1 > 0 else None
+
     result: dict[str, Any] = {
         "workload": args.workload,
         "workers": args.workers,
         "uploads": totals["uploads"],
+        "warmup_uploads": args.rss_after,
         "phase1_uploads": uploads1,
+        "phase1_images_stored": stored1,
         "phase1_seconds": round(phase1_seconds, 2),
         "uploads_per_s": round(uploads1 / phase1_seconds, 2),
         "latency_ms": latency,
         "cpu_ms_per_upload": cpu_ms,
         "bench_poller_cpu_ms_per_upload": round(bench_cpu * MS / uploads1, 2),
         "worker_stage_ms_mean": stages,
-        "worker_rss_bytes_per_stored": rss.get("worker"),
-        "sink_rss_bytes_per_stored": rss.get("sinks"),
-        "rss_bytes_end": {"worker": rss_end["worker"].rss_bytes,
-                          "sinks": rss_end["sinks"].rss_bytes},
-        "disk_bytes_per_stored": {
-            k: round((disk_after[k] - disk_before[k]) / stored) if stored else None
-            for k in disk_after
-        },
+        "worker_rss_bytes_per_stored": per_stored(
+            after["worker"].rss_bytes - before["worker"].rss_bytes),
+        "sink_rss_bytes_per_stored": per_stored(
+            after["sinks"].rss_bytes - before["sinks"].rss_bytes),
+        "rss_bytes": {g: {"after_warmup": before[g].rss_bytes,
+                          "after_phase1": after[g].rss_bytes, "end": rss_end[g].rss_bytes}
+                      for g in ("worker", "sinks")},
+        "disk_bytes_per_stored": {k: per_stored(disk_after[k] - disk_before[k])
+                                  for k in disk_after},
         "extract_floor_per_s": round(floor.per_s, 2),
         "extract_floor": {"images": floor.images, "extracted": floor.extracted,
                           "seconds": round(floor.seconds, 2), "processes": floor.processes},
-        "images_stored": stored,
+        "images_stored": totals["images_stored"],
         "decisions": totals["decisions"],
         "bytes_saved_ratio": totals["bytes_saved_ratio"],
         "dlq": totals["dlq"],
@@ -594,6 +595,23 @@ def _phases(
         "bench_seconds": round(time.monotonic() - started, 1),
     }
     return result
+
+
+def split_manifest(manifest: Path, warm: int, limit: int) -> tuple[Path, Path]:
+    """The first ``warm`` rows and the rows up to ``limit``, as manifests beside the original
+    (so relative paths, and the upload ids replay derives from them, stay the same)."""
+    if not 0 < warm < limit:
+        raise BenchError(f"the warm-up ({warm} uploads) must be shorter than phase 1 ({limit})")
+    with manifest.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    header, body = rows[0], rows[1:limit + 1]
+    out = []
+    for name, part in (("warmup", body[:warm]), ("main", body[warm:])):
+        path = manifest.with_name(f"{manifest.stem}-{name}-{warm}-{limit}.csv")
+        with path.open("w", newline="") as fh:
+            csv.writer(fh, lineterminator="\n").writerows([header, *part])
+        out.append(path)
+    return out[0], out[1]
 
 
 def _latency(
@@ -688,18 +706,6 @@ def _totals(settings: Settings, kafka: Kafka, probe: Probe) -> dict[str, Any]:
     }
 
 
-def _rss_per_stored(
-    marks: Marks, end: dict[str, bench_stats.GroupSample], stored: int
-) -> dict[str, float | None]:
-    if marks.rss_sample is None:
-        return {"worker": None, "sinks": None}
-    grown = stored - marks.images_at_rss_sample
-    return {
-        g: round((end[g].rss_bytes - marks.rss_sample[g].rss_bytes) / grown) if grown else None
-        for g in ("worker", "sinks")
-    }
-
-
 def _floor_sample(manifest: Path, limit: int, sample: int) -> list[Path]:
     paths = list(manifest_paths(manifest, limit))
     if len(paths) <= sample:
@@ -744,7 +750,8 @@ def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace
                    help="seconds phase 2 waits for decisions after its last publish")
     p.add_argument("--idle-timeout", type=float, default=IDLE_TIMEOUT_SECONDS)
     p.add_argument("--rss-after", type=int, default=DEFAULT_RSS_AFTER,
-                   help="RSS growth is measured from this many decided uploads on")
+                   help="warm-up uploads, drained before phase 1's CPU, RSS and disk are "
+                        "measured from there on")
     p.add_argument("--floor-sample", type=int, default=DEFAULT_FLOOR_SAMPLE,
                    help="phase-1 images the extract floor runs over")
     p.add_argument("--floor-processes", type=int, default=os.cpu_count() or 1)
