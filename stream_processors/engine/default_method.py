@@ -153,6 +153,10 @@ class ShortlistParams:
 
 
 SHORTLIST = ShortlistParams()
+# Keypoint candidates from this rank on (0: the strongest evidence) are screened on their
+# query's strongest keypoints before full matching (verify.PRESCREEN_KEYPOINTS): true copies at
+# the first two ranks may show little there, none further down did on the dev or stress sets.
+PRESCREEN_FROM_RANK = 2
 GEOMETRY = GeometryThresholds()
 PIXELS = PixelThresholds()
 FAST_PIXELS = PixelThresholds()
@@ -447,8 +451,12 @@ class DefaultMethod:
             if key not in ranked:
                 ranked.append(key)
         return [
-            (k, Evidence.KEYPOINTS, partial(self._keypoint_check, sig, k, tuple(views[k])))
-            for k in ranked[: SHORTLIST.max_verified]
+            (
+                k,
+                Evidence.KEYPOINTS,
+                partial(self._keypoint_check, sig, k, tuple(views[k]), rank >= PRESCREEN_FROM_RANK),
+            )
+            for rank, k in enumerate(ranked[: SHORTLIST.max_verified])
         ]
 
     def shortlist_ms(self, sig: DefaultSignature) -> dict[str, float]:
@@ -555,16 +563,18 @@ class DefaultMethod:
         key: int,
         views: tuple[bool, ...] = (False, True),
         stop: PixelThresholds | None = None,
+        screen: bool = False,
     ) -> list[PixelCheck]:
         """Pixel checks for each view (False: as uploaded, True: mirrored) whose geometry
-        verified; with ``stop``, later views are skipped once one passes those thresholds."""
+        verified; with ``stop``, later views are skipped once one passes those thresholds;
+        ``screen``: the geometry may refuse on the strongest keypoints first (verify)."""
         record = self._record(key)
         stored_keypoints = record_keypoints(record)
         stored: LocalFeatures | None = None  # the thumbnail is decoded once geometry holds
         out: list[PixelCheck] = []
         for mirrored in views:
             keypoints = sig.mirror if mirrored else sig.local.keypoints
-            geo = estimate_geometry(keypoints, stored_keypoints, GEOMETRY)
+            geo = estimate_geometry(keypoints, stored_keypoints, GEOMETRY, screen)
             if geo is None:
                 continue
             if stored is None:
@@ -582,8 +592,11 @@ class DefaultMethod:
                 break
         return out
 
-    def _keypoint_check(self, sig: DefaultSignature, key: int, views: tuple[bool, ...]) -> bool:
-        return any(ev.passes(PIXELS) for ev in self.keypoint_evidence(sig, key, views, PIXELS))
+    def _keypoint_check(
+        self, sig: DefaultSignature, key: int, views: tuple[bool, ...], screen: bool
+    ) -> bool:
+        evidence = self.keypoint_evidence(sig, key, views, PIXELS, screen)
+        return any(ev.passes(PIXELS) for ev in evidence)
 
     # ------------------------------------------------------------------ state
     def apply(self, decision: Decision, sig: DefaultSignature) -> bool:

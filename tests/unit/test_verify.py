@@ -262,6 +262,25 @@ def test_geometry_of_a_keystoned_copy_is_a_homography() -> None:
     assert np.abs(corners.reshape(-1, 2) - dst).max() < 6.0
 
 
+def test_screening_keeps_a_copy_and_refuses_an_unrelated_picture() -> None:
+    """Screened geometry is the unscreened one for a copy (the strongest keypoints match), and
+    an unrelated picture is refused on its strongest keypoints alone."""
+    from stream_processors.engine.local_features import detect_orb
+    from stream_processors.engine.verify import GeometryThresholds, estimate_geometry
+
+    grey = cv2.cvtColor(_thumb(data.astronaut(), 480), cv2.COLOR_BGR2GRAY)
+    h, w = grey.shape
+    crop = cv2.resize(grey[h // 8 :, w // 10 :], (w, h))
+    stored, copy = detect_orb(grey), detect_orb(crop)
+    full = estimate_geometry(copy, stored, GeometryThresholds())
+    screened = estimate_geometry(copy, stored, GeometryThresholds(), screen=True)
+    assert full is not None and screened is not None
+    assert (screened.matches, screened.inliers) == (full.matches, full.inliers)
+    assert np.array_equal(screened.affine, full.affine)
+    other = detect_orb(cv2.cvtColor(_thumb(data.coffee(), 480), cv2.COLOR_BGR2GRAY))
+    assert estimate_geometry(other, stored, GeometryThresholds(), screen=True) is None
+
+
 def test_greyscale_copy_passes_either_way() -> None:
     """A black-and-white copy keeps each colour's luma, which a recoloured motif does not."""
     t = _thumb(data.astronaut())
