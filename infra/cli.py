@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from infra.settings import Settings, get_settings
 
@@ -40,15 +41,23 @@ def _cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_pipeline(args: argparse.Namespace, settings: Settings) -> int:
-    from infra.pipeline import pipeline_down, pipeline_status, pipeline_up
+    from infra.pipeline import PipelineError, pipeline_down, pipeline_status, pipeline_up
 
     if args.action == "up":
-        print("started:", ", ".join(pipeline_up(settings)) or "nothing (all running)")
+        try:
+            started = pipeline_up(settings, workers=args.workers)
+        except PipelineError as exc:
+            print(f"pipeline up failed: {exc}", file=sys.stderr)
+            return 1
+        print("started:", ", ".join(started) or "nothing (all running)", "- all consuming")
     elif args.action == "down":
         print("stopped:", ", ".join(pipeline_down(settings)) or "nothing was running")
     else:
-        for name, pid in pipeline_status(settings).items():
-            print(f"{name:<18} {'running pid ' + str(pid) if pid else 'stopped'}")
+        statuses = pipeline_status(settings)
+        for st in statuses:
+            state = f"running pid {st.pid}" if st.pid else "DOWN"
+            print(f"{st.name:<18} {state:<18} {st.detail}")
+        return 0 if all(st.up for st in statuses) else 1
     return 0
 
 
@@ -62,19 +71,21 @@ def _cmd_db(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from producers.replay import discover, replay
-    from sinks.report import build_report, wait_drained
+    from sinks.report import build_report, nothing_consumes, wait_drained
 
+    reason = nothing_consumes(settings, drain=args.wait or args.report)
+    if reason:
+        print(f"replay refused: {reason}", file=sys.stderr)
+        return 1
     items = discover(Path(args.path), args.author)
     if args.limit:
         items = items[: args.limit]
     _serve_metrics(settings.metrics_port_replay, required=False)
     summary = asyncio.run(replay(settings, items, rate=args.rate))
     print(summary.render())
-    if args.wait or args.report:
-        missing = wait_drained(settings, summary.upload_ids, idle_timeout=args.idle_timeout)
-        if missing:
-            print(f"pipeline did not drain: {missing} uploads have no post", file=sys.stderr)
-            return 1
+    drain = args.wait or args.report
+    if drain and wait_drained(settings, summary.upload_ids, idle_timeout=args.idle_timeout):
+        return 1  # wait_drained has said which stage stopped moving
     if args.report:
         print(build_report(settings).render(settings, uploads=summary.published))
     return 0
@@ -127,10 +138,27 @@ def _serve_metrics(port: int, required: bool = True) -> None:
 
 
 def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    import dataclasses
+
+    from infra.readiness import set_ready
+    from infra.worker_state import ensure_worker_state
     from stream_processors.app import create_app
 
-    _serve_metrics(settings.metrics_port_worker)
-    app = create_app(settings)
+    settings = dataclasses.replace(settings, worker_index=args.index)
+    _serve_metrics(settings.worker_metrics_port)
+    set_ready(False)
+    ensure_worker_state(settings)  # state ahead of its log is dropped, not a crash in recovery
+    app = create_app(dataclasses.replace(settings, faust_web_port=settings.worker_web_port))
+
+    # ready once recovery is done and the agents consume; not ready while a rebalance moves them
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types a union
+    def _rebalancing(sender: Any, *_args: Any, signal: Any, **kwargs: Any) -> None:
+        set_ready(False)
+
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # mode types a union
+    def _consuming(sender: Any, *_args: Any, signal: Any, **kwargs: Any) -> None:
+        set_ready(True)
+
     sys.argv = ["picnix-worker", "worker", "--loglevel", args.loglevel]
     app.main()
     return 0
@@ -201,8 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["up", "down", "status", "reset"])
     p.set_defaults(func=_cmd_stack)
 
-    p = sub.add_parser("pipeline", help="PicNix's own processes: worker and sinks")
+    p = sub.add_parser("pipeline", help="PicNix's own processes: workers and sinks")
     p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("--workers", type=int, help="Faust worker processes (default: one per core)")
     p.set_defaults(func=_cmd_pipeline)
 
     p = sub.add_parser("db", help="database schema")
@@ -238,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("worker", help="run the Faust worker (extract + decide)")
     p.add_argument("--loglevel", default="info")
+    p.add_argument("--index", type=int, default=0, help="which of the W workers (datadir, ports)")
     p.set_defaults(func=_cmd_worker)
 
     p = sub.add_parser("sink", help="run a sink")

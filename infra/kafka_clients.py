@@ -25,6 +25,23 @@ def manual_consumer(settings: Settings, group_id: str | None) -> AIOKafkaConsume
     )
 
 
+# Far below one image: the broker returns the first record batch whole even when it is larger
+# (KIP-74), so a positioned read gets its record and little or nothing after it.
+POSITIONED_FETCH_BYTES = 64 * 1024
+
+
+def positioned_reader(settings: Settings) -> AIOKafkaConsumer:
+    """A consumer outside any group for reading single records at known positions."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=POSITIONED_FETCH_BYTES,
+        fetch_max_bytes=POSITIONED_FETCH_BYTES,
+        isolation_level="read_committed",
+    )
+
+
 def reliable_producer(settings: Settings, linger_ms: int = 0) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,

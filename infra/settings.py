@@ -13,6 +13,9 @@ from pathlib import Path
 
 _ENV_PREFIX = "PICNIX_"
 RECORD_HEADROOM_BYTES = 1024 * 1024
+# Worker N's metrics and Faust web ports are worker 0's plus N times this stride: far enough
+# apart that the sinks' and replay's neighbouring ports (19102..19104) never collide with them.
+WORKER_PORT_STRIDE = 100
 
 
 def _default_home() -> Path:
@@ -57,6 +60,11 @@ class Settings:
     # RocksDB keeps decide's tables on local disk: a restarted worker reads only the changelog
     # tail, and state need not fit in memory (signatures of millions of images).
     faust_store: str = "rocksdb://"
+    # Which of `picnix pipeline up --workers W` this process is (0..W-1): it selects the worker's
+    # own Faust datadir and ports, since the workers of one machine share the consumer group.
+    worker_index: int = 0
+    # Workers `pipeline up` starts when no --workers is given; 0 means one per core.
+    pipeline_workers: int = 0
     engine_method: str = "default"
     extract_threads: int = 2
     # Local stack: caches survive a fresh clone, data lives beside them
@@ -66,6 +74,39 @@ class Settings:
     def max_record_bytes(self) -> int:
         """The largest Kafka record: an image at the cap plus its event header and framing."""
         return self.max_image_bytes + RECORD_HEADROOM_BYTES
+
+    @property
+    def worker_metrics_port(self) -> int:
+        """This worker's Prometheus endpoint (worker 0 keeps ``metrics_port_worker``)."""
+        return self.metrics_port_worker + WORKER_PORT_STRIDE * self.worker_index
+
+    @property
+    def worker_web_port(self) -> int:
+        return self.faust_web_port + WORKER_PORT_STRIDE * self.worker_index
+
+    @property
+    def worker_group_id(self) -> str:
+        """The Kafka consumer group of every Faust worker of this app (Faust uses the app id)."""
+        return self.faust_app_id
+
+    @property
+    def blob_sink_group(self) -> str:
+        """The blob sink's consumer group, of this app's namespace (``picnix-blob-sink``)."""
+        return f"{self.faust_app_id}-blob-sink"
+
+    @property
+    def faust_root(self) -> Path:
+        """Every Faust worker's local table state; derived, so ``stack reset`` wipes it."""
+        return self.data_dir / "faust"
+
+    @property
+    def faust_datadir(self) -> Path:
+        """This worker's own Faust datadir: RocksDB allows one process per database."""
+        return self.faust_root / self.faust_app_id / f"worker-{self.worker_index}"
+
+    @property
+    def default_workers(self) -> int:
+        return self.pipeline_workers or os.cpu_count() or 1
 
     @property
     def pg_dsn(self) -> str:

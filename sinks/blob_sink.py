@@ -17,7 +17,8 @@ from aiokafka.errors import KafkaError
 from minio.error import S3Error
 from urllib3.exceptions import HTTPError
 
-from infra.kafka_clients import manual_consumer, reliable_producer
+from infra.kafka_clients import manual_consumer, positioned_reader, reliable_producer
+from infra.readiness import set_ready
 from infra.settings import Settings
 from schemas.envelope import SchemaError
 from schemas.events import (
@@ -37,7 +38,6 @@ from stream_processors.engine.decision import DecisionKind
 log = logging.getLogger(__name__)
 
 SINK = "blob"
-GROUP_ID = "picnix-blob-sink"
 BATCH_MAX_RECORDS = 100
 RETRY_SECONDS = 1.0
 FETCH_TIMEOUT_MS = 10_000
@@ -62,10 +62,18 @@ class UploadLogUnavailable(TimeoutError):
 
 
 class UploadReader:
-    """Reads single upload records by position; a consumer of its own, outside any group."""
+    """Reads single upload records by position; a consumer of its own, outside any group.
+
+    Each read fetches about one record: the fetch size is small (the broker still returns the
+    first whole record batch, however large), and the partition is paused between reads so the
+    consumer never prefetches the records after it. Without both, every read pulled up to a
+    full fetch of the uploads behind it (10 MiB a partition), parsed them and threw them away.
+    Only the partition being read is assigned: records left buffered for another partition
+    would hold every fetch to their broker back by aiokafka's prefetch backoff (100 ms).
+    """
 
     def __init__(self, settings: Settings) -> None:
-        self._consumer = manual_consumer(settings, group_id=None)
+        self._consumer = positioned_reader(settings)
 
     async def start(self) -> None:
         await self._consumer.start()
@@ -75,9 +83,16 @@ class UploadReader:
 
     async def read(self, ref: UploadRef) -> bytes:
         tp = TopicPartition(ref.topic, ref.partition)
-        if tp not in self._consumer.assignment():
-            self._consumer.assign([*self._consumer.assignment(), tp])
+        if self._consumer.assignment() != {tp}:
+            self._consumer.assign([tp])
         self._consumer.seek(tp, ref.offset)
+        self._consumer.resume(tp)
+        try:
+            return await self._read_at(tp, ref)
+        finally:
+            self._consumer.pause(tp)
+
+    async def _read_at(self, tp: TopicPartition, ref: UploadRef) -> bytes:
         deadline = time.monotonic() + FETCH_TIMEOUT_MS / 1000
         while time.monotonic() < deadline:
             batches = await self._consumer.getmany(tp, timeout_ms=1000, max_records=1)
@@ -103,7 +118,7 @@ class BlobSink:
         self._store = ObjectStore(settings)
 
     async def run(self, stop: asyncio.Event) -> None:
-        consumer = manual_consumer(self._settings, group_id=GROUP_ID)
+        consumer = manual_consumer(self._settings, group_id=self._settings.blob_sink_group)
         reader = UploadReader(self._settings)
         producer = reliable_producer(self._settings)
         await asyncio.to_thread(self._store.ensure_bucket)
@@ -114,6 +129,7 @@ class BlobSink:
         try:
             while not stop.is_set():
                 batches = await consumer.getmany(timeout_ms=500, max_records=BATCH_MAX_RECORDS)
+                set_ready(bool(consumer.assignment()))  # joined the group, partitions assigned
                 for tp, records in batches.items():
                     started = time.perf_counter()
                     try:
@@ -175,9 +191,10 @@ class BlobSink:
             )
             return
         content_type = CONTENT_TYPES.get(event.image.image_format, "application/octet-stream")
-        if await asyncio.to_thread(self._store.put_if_absent, key, upload.image, content_type):
-            metrics.WRITES.labels(sink=SINK).inc()
-            metrics.BYTES_STORED.inc(len(upload.image))
+        # absent a moment ago; a concurrent writer of this key writes the same bytes
+        await asyncio.to_thread(self._store.put, key, upload.image, content_type)
+        metrics.WRITES.labels(sink=SINK).inc()
+        metrics.BYTES_STORED.inc(len(upload.image))
 
 
 async def _rewind_to_committed(consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:

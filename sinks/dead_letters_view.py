@@ -39,7 +39,3 @@ async def read_dead_letters_async(settings: Settings) -> list[DeadLetterEvent]:
 
 def read_dead_letters(settings: Settings) -> list[DeadLetterEvent]:
     return asyncio.run(read_dead_letters_async(settings))
-
-
-def dead_lettered_upload_ids(settings: Settings) -> set[str]:
-    return {e.upload_id for e in read_dead_letters(settings) if e.upload_id}

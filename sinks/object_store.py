@@ -35,14 +35,11 @@ class ObjectStore:
             raise
         return True
 
-    def put_if_absent(self, key: str, data: bytes, content_type: str) -> bool:
-        """Store ``data`` under ``key`` unless present; True if it was written now."""
-        if self.exists(key):
-            return False
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        """Store ``data`` under ``key``; keys are content addresses, so a rewrite is a no-op."""
         self._client.put_object(
             self._bucket, key, io.BytesIO(data), len(data), content_type=content_type
         )
-        return True
 
     def delete(self, key: str) -> None:
         """Remove ``key``; S3 deletes are idempotent, a missing key is not an error."""
@@ -55,7 +52,10 @@ class ObjectStore:
             if o.object_name is not None
         ]
 
-    def total_bytes(self) -> int:
-        return sum(
-            o.size or 0 for o in self._client.list_objects(self._bucket, recursive=True)
-        )
+    def count_and_bytes(self) -> tuple[int, int]:
+        """Objects in the bucket and their total size, in one listing (for the report only)."""
+        count = size = 0
+        for obj in self._client.list_objects(self._bucket, recursive=True):
+            count += 1
+            size += obj.size or 0
+        return count, size

@@ -15,6 +15,7 @@ import psycopg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from infra.kafka_clients import manual_consumer, reliable_producer, topic_partitions
+from infra.readiness import set_ready
 from infra.settings import Settings
 from schemas.envelope import SchemaError
 from schemas.events import DECISION_TOPIC_EVENTS, Event, UploadRef, parse_event
@@ -78,6 +79,7 @@ class PostgresSink:
             partitions = await topic_partitions(self._settings, self._settings.topic_decisions)
             consumer.assign(partitions)
             await self._seek_to_stored(consumer, partitions)
+            set_ready(True)
             while not stop.is_set():
                 batches = await consumer.getmany(timeout_ms=500, max_records=BATCH_MAX_RECORDS)
                 for tp, records in batches.items():

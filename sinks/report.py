@@ -1,17 +1,35 @@
-"""The dedup report: what the pipeline stored, what it referenced, and what that saved."""
+"""The dedup report, and waiting until the pipeline has handled everything published.
+
+Waiting for the drain compares positions, never contents: each stage's committed offsets against
+the end offsets of its input topic. Every poll costs the same few small requests whatever the
+log holds, so a long replay's wait takes no CPU from the workers it waits for.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import psycopg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import GroupCoordinatorNotAvailableError, KafkaError
 
+from infra.kafka_clients import topic_partitions
 from infra.settings import Settings
-from sinks.dead_letters_view import dead_lettered_upload_ids
 from sinks.object_store import ObjectStore
+from sinks.pg_sink import CONSUMER_NAME as PG_SINK_CONSUMER
+
+log = logging.getLogger(__name__)
 
 DRAIN_POLL_SECONDS = 1.0
+KAFKA_TIMEOUT_MS = 15_000
+COORDINATOR_ATTEMPTS = 5  # a broker creates __consumer_offsets on the first group lookup
+COORDINATOR_RETRY_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -65,44 +83,181 @@ def build_report(settings: Settings) -> DedupReport:
             " (SELECT coalesce(sum(byte_size), 0) FROM images)"
         ).fetchone()
     assert row is not None
-    store = ObjectStore(settings)
-    keys = store.list_keys()
+    objects, object_bytes = ObjectStore(settings).count_and_bytes()
     return DedupReport(
         posts=row[0], images=row[1], duplicate_references=row[2], clusters=row[3],
         alerts=row[4], bytes_uploaded=int(row[5]), bytes_stored_db=int(row[6]),
-        objects=len(keys), bytes_in_object_store=store.total_bytes(),
+        objects=objects, bytes_in_object_store=object_bytes,
     )
 
 
-def wait_drained(settings: Settings, upload_ids: list[str], idle_timeout: float = 90.0) -> int:
-    """Wait until every upload has a post (or was dead-lettered) and every image its object.
+@dataclass(frozen=True)
+class StagePosition:
+    """How far one consumer has come through its input topic (summed over partitions)."""
 
-    Returns the number of uploads still missing; gives up when nothing moved for
-    ``idle_timeout`` seconds, so a stuck pipeline fails loudly instead of hanging.
+    stage: str
+    topic: str
+    consumed: int
+    end: int
+
+    @property
+    def behind(self) -> int:
+        return max(self.end - self.consumed, 0)
+
+    def describe(self) -> str:
+        return f"{self.stage} at {self.consumed}/{self.end} of {self.topic}"
+
+
+class DrainProbe:
+    """Positions of every stage, through one admin client, one consumer and one connection.
+
+    Upstream is read before downstream in each poll: a Faust worker flushes what it produced
+    before it commits its input, so once a stage's input is consumed, everything it will emit
+    is already counted in the next topic's end offsets when those are read.
     """
-    wanted = set(upload_ids)
-    last_progress = time.monotonic()
-    last_state: tuple[int, int, int] | None = None
-    store = ObjectStore(settings)
-    while True:
-        with psycopg.connect(settings.pg_dsn) as conn:
-            posted = {
-                r[0]
-                for r in conn.execute(
-                    "SELECT post_id FROM posts WHERE post_id = ANY(%s)", (list(wanted),)
-                )
-            }
-            images = conn.execute("SELECT count(*) FROM images").fetchone()
-        dead = dead_lettered_upload_ids(settings) & wanted
-        missing = len(wanted - posted - dead)
-        objects = len(store.list_keys())
-        image_count = images[0] if images else 0
-        if missing == 0 and objects >= image_count:
-            return 0
-        state = (missing, objects, image_count)
-        if state != last_state:
-            last_state = state
-            last_progress = time.monotonic()
-        elif time.monotonic() - last_progress > idle_timeout:
-            return missing
-        time.sleep(DRAIN_POLL_SECONDS)
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._admin = AIOKafkaAdminClient(
+            bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=KAFKA_TIMEOUT_MS
+        )
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+            request_timeout_ms=KAFKA_TIMEOUT_MS,
+        )
+        self._conn: psycopg.Connection | None = None
+        self._partitions: dict[str, list[TopicPartition]] = {}
+        self._upload_targets: dict[TopicPartition, int] = {}
+
+    async def start(self) -> None:
+        """Connect, and fix the uploads to wait for: everything in the log now."""
+        s = self._settings
+        await self._admin.start()
+        await self._consumer.start()
+        self._conn = psycopg.connect(s.pg_dsn, autocommit=True, connect_timeout=5)
+        for topic in (s.topic_uploads, s.topic_features, s.topic_decisions):
+            self._partitions[topic] = await topic_partitions(s, topic)
+        self._upload_targets = await self._consumer.end_offsets(self._partitions[s.topic_uploads])
+
+    async def close(self) -> None:
+        await self._consumer.stop()
+        await self._admin.close()
+        if self._conn is not None:
+            self._conn.close()
+
+    async def _committed(self, group: str) -> dict[TopicPartition, int]:
+        offsets = await self._admin.list_consumer_group_offsets(group)
+        return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
+    def _pg_sink_offsets(self) -> dict[TopicPartition, int]:
+        assert self._conn is not None, "start() first"
+        rows = self._conn.execute(
+            "SELECT topic, partition, next_offset FROM sink_offsets WHERE consumer = %s",
+            (PG_SINK_CONSUMER,),
+        ).fetchall()
+        return {TopicPartition(t, p): o for t, p, o in rows}
+
+    async def positions(self) -> list[StagePosition]:
+        s = self._settings
+        worker = await self._committed(s.worker_group_id)
+        features_end = await self._consumer.end_offsets(self._partitions[s.topic_features])
+        decisions_end = await self._consumer.end_offsets(self._partitions[s.topic_decisions])
+        pg = self._pg_sink_offsets()
+        blob = await self._committed(s.blob_sink_group)
+
+        def stage(name: str, topic: str, done: dict[TopicPartition, int],
+                  end: dict[TopicPartition, int]) -> StagePosition:
+            consumed = sum(min(done.get(tp, 0), e) for tp, e in end.items())
+            return StagePosition(name, topic, consumed, sum(end.values()))
+
+        return [
+            stage("worker (extract)", s.topic_uploads, worker, self._upload_targets),
+            stage("worker (decide)", s.topic_features, worker, features_end),
+            stage("postgres sink", s.topic_decisions, pg, decisions_end),
+            stage("blob sink", s.topic_decisions, blob, decisions_end),
+        ]
+
+
+async def _wait_drained(settings: Settings, idle_timeout: float) -> list[StagePosition]:
+    probe = DrainProbe(settings)
+    try:
+        await probe.start()
+        last: list[StagePosition] | None = None
+        last_progress = time.monotonic()
+        while True:
+            positions = await probe.positions()
+            if not any(p.behind for p in positions):
+                return positions
+            if positions != last:
+                last, last_progress = positions, time.monotonic()
+            elif time.monotonic() - last_progress > idle_timeout:
+                return positions
+            await asyncio.sleep(DRAIN_POLL_SECONDS)
+    finally:
+        await probe.close()
+
+
+def wait_drained(
+    settings: Settings, upload_ids: Sequence[str] = (), idle_timeout: float = 90.0
+) -> int:
+    """Wait until every stage has consumed what was in the log when the wait began.
+
+    Then every upload has a post or a dead letter and every stored image its object (each
+    sink commits only what is durable). Returns 0, or, when nothing moved for
+    ``idle_timeout`` seconds, the records still behind, after saying on stderr which stage
+    stopped and where. ``upload_ids`` (a replay's) only size that message.
+    """
+    positions = asyncio.run(_wait_drained(settings, idle_timeout))
+    behind = sum(p.behind for p in positions)
+    if behind:
+        stuck = "; ".join(p.describe() for p in positions if p.behind)
+        replayed = f" after a replay of {len(upload_ids)} uploads" if upload_ids else ""
+        print(
+            f"pipeline did not drain{replayed}: nothing moved for {idle_timeout:.0f} s; {stuck}"
+            " (see `picnix pipeline status` and the logs in ~/.cache/picnix/run/logs)",
+            file=sys.stderr,
+        )
+    return behind
+
+
+async def _group_members(admin: AIOKafkaAdminClient, group: str) -> int:
+    for attempt in range(1, COORDINATOR_ATTEMPTS + 1):
+        try:
+            (response,) = await admin.describe_consumer_groups([group])
+            break
+        except GroupCoordinatorNotAvailableError:
+            if attempt == COORDINATOR_ATTEMPTS:
+                return 0  # no group has ever been coordinated here: nobody consumes
+            await asyncio.sleep(COORDINATOR_RETRY_SECONDS)
+    groups = response.to_object()["groups"]
+    return sum(len(g["members"]) for g in groups if g["group"] == group)
+
+
+def nothing_consumes(settings: Settings, drain: bool) -> str | None:
+    """Why a replay would publish into a void (no worker, or no blob sink to wait for), or None.
+
+    Asked of Kafka's group coordinator, so workers on other machines count as well.
+    """
+
+    async def ask() -> str | None:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=KAFKA_TIMEOUT_MS
+        )
+        try:
+            await admin.start()
+            wanted = [(settings.worker_group_id, "pipeline worker")]
+            if drain:
+                wanted.append((settings.blob_sink_group, "blob sink"))
+            for group, what in wanted:
+                if not await _group_members(admin, group):
+                    return (
+                        f"no {what} consumes (Kafka consumer group {group!r} has no members); "
+                        "start the pipeline with `picnix pipeline up`"
+                    )
+            return None
+        except KafkaError as exc:
+            return f"cannot ask Kafka at {settings.kafka_bootstrap} who consumes: {exc!r}"
+        finally:
+            await admin.close()
+
+    return asyncio.run(ask())

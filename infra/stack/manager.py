@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -134,7 +135,12 @@ def stack_down(settings: Settings) -> None:
 
 
 def stack_reset(settings: Settings) -> None:
-    """Stop everything and wipe the data directories; caches (Kafka jars, MinIO) stay."""
+    """Stop everything and wipe every derived state; caches (Kafka jars, MinIO) stay.
+
+    Derived state includes the Faust workers' local tables (``settings.faust_root``): kept
+    beside a wiped Kafka, they are ahead of their changelogs and would not fit the new log.
+    The caller stops the pipeline first.
+    """
     stack_down(settings)
     with _stack_lock(settings):
         for svc in services(settings):
@@ -142,3 +148,5 @@ def stack_reset(settings: Settings) -> None:
                 raise StackError(f"{svc.name} was started again during reset; not wiping its data")
             svc.wipe()
             log.info("wiped data of %s", svc.name)
+        shutil.rmtree(settings.faust_root, ignore_errors=True)
+        log.info("wiped the workers' table state in %s", settings.faust_root)

@@ -6,9 +6,11 @@ neither stop nor rely on), so every path and the listen address are passed expli
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import string
+from dataclasses import replace
 from pathlib import Path
 
 from infra.settings import Settings
@@ -26,6 +28,28 @@ from infra.stack.process import (
 
 PROMETHEUS_BIN = Path("/usr/bin/prometheus")
 TEMPLATE = Path(__file__).resolve().parent.parent / "prometheus" / "prometheus.yml.tmpl"
+WORKER_TARGETS_FILE = "prometheus-workers.json"
+
+
+def worker_targets_path(settings: Settings) -> Path:
+    return settings.run_dir / WORKER_TARGETS_FILE
+
+
+def write_worker_targets(settings: Settings, workers: int) -> None:
+    """The workers' scrape targets (file_sd), one group per worker labelled with its index."""
+    groups = [
+        {
+            "targets": [f"127.0.0.1:{replace(settings, worker_index=i).worker_metrics_port}"],
+            "labels": {"worker": str(i)},
+        }
+        for i in range(workers)
+    ]
+    path = worker_targets_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # write then rename: Prometheus must never read a half-written file
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(groups, indent=1) + "\n")
+    tmp.replace(path)
 
 
 def render_config(settings: Settings) -> str:
@@ -33,7 +57,7 @@ def render_config(settings: Settings) -> str:
     host, port = split_hostport(settings.s3_endpoint)
     return string.Template(TEMPLATE.read_text()).substitute(
         prometheus_port=settings.prometheus_port,
-        metrics_port_worker=settings.metrics_port_worker,
+        worker_targets_file=str(worker_targets_path(settings)),
         metrics_port_pg_sink=settings.metrics_port_pg_sink,
         metrics_port_blob_sink=settings.metrics_port_blob_sink,
         metrics_port_replay=settings.metrics_port_replay,
@@ -63,7 +87,9 @@ class Prometheus(Service):
             raise StackError(f"prometheus: {PROMETHEUS_BIN} missing after installing the package")
 
     def _write_config(self) -> bool:
-        """Write the rendered config; True if it changed."""
+        """Write the rendered config (and default worker targets); True if the config changed."""
+        if not worker_targets_path(self.settings).exists():
+            write_worker_targets(self.settings, self.settings.default_workers)
         text = render_config(self.settings)
         self.config.parent.mkdir(parents=True, exist_ok=True)
         if self.config.exists() and self.config.read_text() == text:
@@ -107,6 +133,14 @@ class Prometheus(Service):
             ],
             cwd=self.data,
         )
+
+    def provision(self) -> str:
+        """Apply a changed scrape config to a server that was already running (SIGHUP)."""
+        pid = self._pid()
+        if pid is not None and self._write_config():
+            os.kill(pid, signal.SIGHUP)
+            return "scrape config reloaded"
+        return ""
 
     def health(self) -> tuple[bool, str]:
         status, body = http_get(f"{self.endpoint()}/-/ready")
