@@ -25,6 +25,7 @@ def manual_consumer(settings: Settings, group_id: str | None) -> AIOKafkaConsume
     )
 
 
+DEFAULT_BATCH_BYTES = 16 * 1024  # aiokafka's default: right for small records (decisions, DLQ)
 # Far below one image: the broker returns the first record batch whole even when it is larger
 # (KIP-74), so a positioned read gets its record and little or nothing after it.
 POSITIONED_FETCH_BYTES = 64 * 1024
@@ -42,13 +43,16 @@ def positioned_reader(settings: Settings) -> AIOKafkaConsumer:
     )
 
 
-def reliable_producer(settings: Settings, linger_ms: int = 0) -> AIOKafkaProducer:
+def reliable_producer(
+    settings: Settings, linger_ms: int = 0, max_batch_size: int = DEFAULT_BATCH_BYTES
+) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
         acks="all",
         enable_idempotence=True,
         max_request_size=settings.max_record_bytes,
         linger_ms=linger_ms,
+        max_batch_size=max_batch_size,
     )
 
 

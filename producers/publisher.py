@@ -23,6 +23,11 @@ from stream_processors.engine.decode import ImageRejected, sniff_format
 
 SEND_ATTEMPTS = 6
 PUBLISH_LINGER_MS = 5  # a replay's concurrent sends share batches
+# aiokafka buffers one batch per partition and a send waits while it is full: with its 16 KiB
+# default every image above that travelled alone, one produce request and ack per image and
+# partition. A larger bound lets a replay's concurrent uploads share requests (a record above
+# it still goes, in a batch of its own).
+PUBLISH_BATCH_BYTES = 1024 * 1024
 SEND_RETRY_SECONDS = 2.0
 
 
@@ -86,7 +91,9 @@ class UploadPublisher:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._producer = reliable_producer(settings, linger_ms=PUBLISH_LINGER_MS)
+        self._producer = reliable_producer(
+            settings, linger_ms=PUBLISH_LINGER_MS, max_batch_size=PUBLISH_BATCH_BYTES
+        )
 
     async def __aenter__(self) -> UploadPublisher:
         await self._producer.start()
