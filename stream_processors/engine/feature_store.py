@@ -10,6 +10,7 @@ a ``RocksFeatureStore`` of the same engine, so candidate reads are timed as in p
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterable, MutableMapping
 from pathlib import Path
 from typing import Protocol
@@ -24,6 +25,8 @@ ROCKS_WRITE_BUFFER_BYTES = 4 * 1024 * 1024
 ROCKS_MAX_WRITE_BUFFERS = 2
 # Bloom filters spare a disk read for an absent key (put's existence check during a restore).
 ROCKS_BLOOM_BITS_PER_KEY = 10
+SETTLE_TIMEOUT_S = 600.0
+SETTLE_POLL_S = 0.5
 
 
 class FeatureStore(Protocol):
@@ -113,6 +116,17 @@ class RocksFeatureStore:
         opts = rocksdict.IngestExternalFileOptions()
         opts.set_move_files(True)
         self._db.ingest_external_file([str(sst)], opts)
+
+    def settle(self, timeout_s: float = SETTLE_TIMEOUT_S) -> None:
+        """Flush the memtables and wait until no compaction is pending or running, so that
+        what a benchmark times next is reads, not background work."""
+        self._db.flush()
+        deadline = time.monotonic() + timeout_s
+        busy = ("rocksdb.compaction-pending", "rocksdb.num-running-compactions")
+        while any(int(self._db.property_int_value(p) or 0) for p in busy):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self._path}: compactions still running after {timeout_s} s")
+            time.sleep(SETTLE_POLL_S)
 
     def get(self, entry_id: str) -> bytes:
         record = self._db.get(entry_id.encode())

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -15,6 +20,7 @@ from scripts.make_sample_dataset import SampleDataset
 from sinks.blob_keys import blob_key
 from sinks.object_store import ObjectStore
 from sinks.report import build_report, wait_drained
+from tests.e2e.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -127,3 +133,31 @@ def test_replaying_the_same_events_changes_nothing(
     # decide re-emits its stored decision for every re-delivered upload; the sinks ignore them
     _wait_sink_reaches(settings, 2 * len(items))
     assert _snapshot(settings) == before
+
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "infra/grafana/picnix-dashboard.json"
+
+
+def _prometheus_query(settings: Settings, expr: str) -> dict[str, Any]:
+    url = f"{settings.prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        answer: dict[str, Any] = json.load(resp)
+    return answer
+
+
+def test_every_dashboard_panel_query_answers_from_the_real_prometheus(
+    pipeline: Settings, replayed: ReplaySummary
+) -> None:
+    """Grafana is not installable here: each panel's query runs against the Prometheus that
+    scraped this replay instead, and must be valid and return series."""
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    exprs = [t["expr"] for p in panels for t in p.get("targets", [])]
+    assert any("picnix_upload_to_decision_seconds" in e for e in exprs)
+    for expr in exprs:
+
+        def series(expr: str = expr) -> dict[str, Any] | None:
+            answer = _prometheus_query(pipeline, expr)
+            assert answer["status"] == "success", (expr, answer)
+            return answer if answer["data"]["result"] else None
+
+        wait_for(f"series for the panel query {expr}", series, timeout=60)

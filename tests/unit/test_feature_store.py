@@ -44,6 +44,7 @@ def test_a_rocks_store_keeps_records_on_disk_with_bounded_ram(tmp_path: Path) ->
     store.bulk_put(list(records.items())[:2_000])
     for key, record in list(records.items())[2_000:]:
         store.put(key, record)
+    store.settle()
     for key in rng.choice(list(records), 500).tolist():
         assert store.get(key) == records[key]
     assert store.memory_bytes() <= 2 * ROCKS_BLOCK_CACHE_BYTES
