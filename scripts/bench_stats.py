@@ -142,12 +142,14 @@ def disk_bytes(path: Path) -> int:
 
 
 def data_dirs(settings: Settings) -> dict[str, Path]:
-    """The data dirs whose growth the bench reports (``features``: the workers' Faust state)."""
+    """The data dirs whose growth the bench reports (``features``: the workers' Faust state;
+    ``minio``: the bucket's own folder, since MinIO purges the objects of an emptied bucket from
+    its trash in ``.minio.sys`` later, while the next run is measured)."""
     return {
         "features": settings.data_dir / "faust" / settings.faust_app_id,
         "kafka": settings.data_dir / "kafka",
         "postgres": settings.data_dir / "postgres",
-        "minio": settings.data_dir / "minio",
+        "minio": settings.data_dir / "minio" / settings.s3_bucket,
     }
 
 
