@@ -28,11 +28,13 @@ from infra.stack.process import (
 
 PROMETHEUS_BIN = Path("/usr/bin/prometheus")
 TEMPLATE = Path(__file__).resolve().parent.parent / "prometheus" / "prometheus.yml.tmpl"
-WORKER_TARGETS_FILE = "prometheus-workers.json"
+WORKER_TARGETS_GLOB = "prometheus-workers-*.json"
 
 
 def worker_targets_path(settings: Settings) -> Path:
-    return settings.run_dir / WORKER_TARGETS_FILE
+    """One file per pipeline (named by its worker 0 port): pipelines on other ports beside the
+    default one (benchmarks, tools) add their workers instead of replacing its targets."""
+    return settings.run_dir / WORKER_TARGETS_GLOB.replace("*", str(settings.metrics_port_worker))
 
 
 def write_worker_targets(settings: Settings, workers: int) -> None:
@@ -57,7 +59,7 @@ def render_config(settings: Settings) -> str:
     host, port = split_hostport(settings.s3_endpoint)
     return string.Template(TEMPLATE.read_text()).substitute(
         prometheus_port=settings.prometheus_port,
-        worker_targets_file=str(worker_targets_path(settings)),
+        worker_targets_files=str(settings.run_dir / WORKER_TARGETS_GLOB),
         metrics_port_pg_sink=settings.metrics_port_pg_sink,
         metrics_port_blob_sink=settings.metrics_port_blob_sink,
         metrics_port_replay=settings.metrics_port_replay,
