@@ -147,6 +147,14 @@ def create_app(settings: Settings) -> faust.App:
     decider = Decider(decide_method, posts_table, stored_table, refs_table)
     decide_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decide")
 
+    @app.on_partitions_revoked.connect
+    async def drop_decide_state(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # with several workers the decide partition can move away and back: rebuild then
+        revoked: set[Any] = args[0] if args else set()
+        if any(tp.topic == settings.topic_features for tp in revoked):
+            store = MappingFeatureStore(local_table)
+            decider.invalidate(build_method(settings.engine_method, store))
+
     @app.agent(features)
     async def decide(stream: faust.StreamT) -> None:
         loop = asyncio.get_running_loop()

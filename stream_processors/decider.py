@@ -94,6 +94,13 @@ class Decider:
         self._restored = True
         return len(records)
 
+    def invalidate(self, method: DedupMethod) -> None:
+        """The decide partition left this worker: another may change the tables before it
+        comes back, so the engine built from them is dropped; ``method`` (empty) is rebuilt
+        from the tables before the next decision."""
+        self._method = method
+        self._restored = False
+
     def handle(
         self, event: FeatureEvent | PostUpdateEvent | PostDeleteEvent, seq: int
     ) -> DecideOutcome:
@@ -140,6 +147,8 @@ class Decider:
     def commit(self, pending: Pending, decision: Decision) -> Emit:
         """Apply a decision to the engine and the tables, and make its event."""
         feature, signature, seq = pending.feature, pending.signature, pending.seq
+        if not self._restored:  # invalidated while the decision was being evaluated
+            self.restore()
         retained = self._method.apply(decision, signature)
         info = _to_info(decision)
         event = DecisionEvent(

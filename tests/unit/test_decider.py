@@ -167,3 +167,17 @@ def test_a_near_duplicate_is_kept_as_an_alias_for_its_post_s_lifetime() -> None:
     for i, post in enumerate(("u1", "u3", "p"), start=5):
         decider.handle(PostDeleteEvent(post_id=post, deleted_at="t"), seq=i)
     assert tables.stored == {} and tables.refs == {}
+
+
+def test_an_invalidated_decider_rebuilds_from_its_tables() -> None:
+    """The decide partition moved away and back: what another worker wrote to the tables
+    meanwhile is in the engine again before the next decision."""
+    tables = Tables()
+    here = tables.decider()
+    here.handle(_feature("u0", _png(0), 0), seq=0)
+    there = tables.decider()  # another worker, sharing the tables (as through the changelog)
+    there.handle(_feature("u1", _png(1), 1), seq=1)
+    here.invalidate(build_method("default", MappingFeatureStore(tables.local)))
+    again = _emitted(here.handle(_feature("u2", _png(1), 2), seq=2)).event
+    assert isinstance(again, DecisionEvent)
+    assert again.decision.kind == "duplicate-reference" and again.decision.image_id == "u1"
