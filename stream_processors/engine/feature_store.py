@@ -64,10 +64,6 @@ class MappingFeatureStore:
     def delete(self, entry_id: str) -> None:
         self._data.pop(entry_id, None)
 
-    def memory_bytes(self) -> int:
-        """Bytes of the records (what a dict holds in RAM; a Faust table holds them on disk)."""
-        return sum(len(v) for v in self._data.values())
-
 
 def _rocks_options(cache_bytes: int) -> rocksdict.Options:
     opts = rocksdict.Options(raw_mode=True)
