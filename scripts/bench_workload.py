@@ -106,9 +106,7 @@ def build_full(
     done = _complete(root)
     if done:
         return done
-    _fresh(root)
-    generated = root / GENERATED_DIR
-    generated.mkdir()
+    generated = _fresh(root)
     crawl = discover(crawl_manifest)
     dev = discover(dev_manifest)
     rng = np.random.default_rng([seed, 1])
@@ -153,9 +151,7 @@ def build_synthetic(cache_dir: Path, seed: int, count: int, phase2_count: int) -
     done = _complete(root)
     if done:
         return done
-    _fresh(root)
-    generated = root / GENERATED_DIR
-    generated.mkdir()
+    generated = _fresh(root)
     rng = np.random.default_rng([seed, 4])
     copies = max(1, count // 20)
     reuploads = round(REUPLOAD_SHARE * (count - SYNTHETIC_LARGE - copies) / (1 + REUPLOAD_SHARE))
@@ -284,10 +280,14 @@ def _complete(root: Path) -> Workload | None:
         return None
 
 
-def _fresh(root: Path) -> None:
+def _fresh(root: Path) -> Path:
+    """An emptied workload folder (a half-built one is redone); returns its folder for the
+    pictures the workload generates."""
     if root.exists():
         shutil.rmtree(root)
-    root.mkdir(parents=True)
+    generated = root / GENERATED_DIR
+    generated.mkdir(parents=True)
+    return generated
 
 
 def manifest_paths(manifest: Path, limit: int = 0) -> Iterator[Path]:
