@@ -190,7 +190,7 @@ class DefaultSignature:
 
 
 _SIG_MAGIC = b"PXD"
-_SIG_VERSION = 5  # 5: local-features record v5 (uint16 coordinates, JPEG thumbnail)
+_SIG_VERSION = 5  # 5: local-features record v5 (uint16 coordinates, PNG or JPEG thumbnail)
 _SIG_HEADER = struct.Struct("<3sB32sIIH")  # magic, version, sha256, width, height, mirror count
 # The state form of a stored signature (what the decider persists to rebuild the engine): the
 # global part only, as the local features are in the FeatureStore under the entry's id.
@@ -524,10 +524,14 @@ class DefaultMethod:
         assert image_id is not None
         return self._images[image_id]
 
-    def _record(self, key: int) -> bytes:
+    def _entry_id(self, key: int) -> str:
+        """The upload id of the entry under ``key``: its record's id in the FeatureStore."""
         entry_id = self._entry_of_key[key]
         assert entry_id is not None
-        return self._store.get(entry_id)
+        return entry_id
+
+    def _record(self, key: int) -> bytes:
+        return self._store.get(self._entry_id(key))
 
     def _code_of(self, key: int) -> np.ndarray:
         code = self._hashes.get(key)
@@ -636,10 +640,8 @@ class DefaultMethod:
     def _drop_entry(self, key: int) -> np.ndarray:
         """Remove one key from every index; returns its hash code."""
         code = self._code_of(key)
-        entry_id = self._entry_of_key[key]
-        assert entry_id is not None
-        self._words.remove(key, record_keypoints(self._store.get(entry_id)).descriptors)
-        self._store.delete(entry_id)
+        self._words.remove(key, record_keypoints(self._record(key)).descriptors)
+        self._store.delete(self._entry_id(key))
         self._hashes.remove(key)
         self._coarse.remove(key)
         self._sha.remove(key)
