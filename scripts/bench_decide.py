@@ -51,7 +51,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import shutil
 import sys
 import tempfile
 import time
@@ -235,8 +234,7 @@ def bench_default(
     try:
         return _bench_default(originals, queries, sizes, rng, store, DefaultMethod(store)), notes
     finally:
-        store.destroy()
-        shutil.rmtree(store_dir, ignore_errors=True)
+        store.destroy()  # closes it and deletes store_dir
 
 
 def _bench_default(
