@@ -33,7 +33,7 @@ test-unit: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy schemas producers stream_processors sinks infra scripts tests
+	$(VENV)/bin/mypy schemas producers stream_processors sinks infra scripts web tests
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -125,6 +125,29 @@ def _cmd_post(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import dataclasses
+
+    from web.server import serve
+
+    if args.host:
+        settings = dataclasses.replace(settings, http_host=args.host)
+    if args.port:
+        settings = dataclasses.replace(settings, http_port=args.port)
+    serve(settings, log_level=args.loglevel)
+    return 0
+
+
+def _cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
+    from web.keys import Role, create_key
+
+    new = create_key(settings.pg_dsn, args.name, Role(args.role))
+    print(f"{new.key.role.value} key {new.key.key_id} for {new.key.name!r} (shown once, only its "
+          "hash is stored):")
+    print(new.plaintext)
+    return 0
+
+
 def _serve_metrics(port: int, required: bool = True) -> None:
     """Expose this process's metrics; a replay may run beside another and then goes without."""
     from prometheus_client import start_http_server
@@ -207,6 +230,7 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from infra.stack.manager import stack_up
     from scripts.make_sample_dataset import build_sample_dataset
     from sinks.migrate import migrate
+    from web.keys import Role, create_key
 
     for st in stack_up(settings):
         print(f"{st.name:<12} {'healthy' if st.healthy else 'DOWN':<8} {st.endpoint}")
@@ -218,7 +242,11 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         path=str(dataset.root), author=None, limit=0, rate=None, wait=True, report=True,
         idle_timeout=args.idle_timeout,
     )
-    return _cmd_replay(replay_args, settings)
+    code = _cmd_replay(replay_args, settings)
+    operator = create_key(settings.pg_dsn, "demo-operator", Role.OPERATOR)
+    print(f"\nHTTP API      {settings.http_url}  (OpenAPI: {settings.http_url}/docs)")
+    print(f"operator key  {operator.plaintext}  (shown once; make more with `picnix keys create`)")
+    return code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -229,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["up", "down", "status", "reset"])
     p.set_defaults(func=_cmd_stack)
 
-    p = sub.add_parser("pipeline", help="PicNix's own processes: workers and sinks")
+    p = sub.add_parser("pipeline", help="PicNix's own processes: workers, sinks, API server")
     p.add_argument("action", choices=["up", "down", "status"])
     p.add_argument("--workers", type=int, help="Faust worker processes (default: one per core)")
     p.set_defaults(func=_cmd_pipeline)
@@ -264,6 +292,19 @@ def build_parser() -> argparse.ArgumentParser:
     delete = post.add_parser("delete")
     delete.add_argument("post_id")
     p.set_defaults(func=_cmd_post)
+
+    p = sub.add_parser("serve", help="run the HTTP API server in the foreground")
+    p.add_argument("--host", help="bind address (default: settings.http_host)")
+    p.add_argument("--port", type=int, help="port (default: settings.http_port)")
+    p.add_argument("--loglevel", default="info")
+    p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("keys", help="API keys (the plaintext is printed once)")
+    keys = p.add_subparsers(dest="action", required=True)
+    create = keys.add_parser("create")
+    create.add_argument("name", help="the platform (or operator) the key belongs to")
+    create.add_argument("--role", choices=["platform", "operator"], default="platform")
+    p.set_defaults(func=_cmd_keys)
 
     p = sub.add_parser("worker", help="run the Faust worker (extract + decide)")
     p.add_argument("--loglevel", default="info")

@@ -1,4 +1,5 @@
-"""Starts and stops PicNix's own processes (Faust workers, Postgres sink, blob sink) detached.
+"""Starts and stops PicNix's own processes (Faust workers, Postgres sink, blob sink, and the HTTP
+API server) detached.
 
 They run as ``picnix worker --index N`` / ``picnix sink …`` in their own sessions with pid files
 and logs in ``settings.run_dir``, like the stack services, so `make demo` leaves a running
@@ -80,10 +81,18 @@ SINKS = (
 )
 # The default single-worker set, by name, for callers that address one process (tests, tools).
 COMPONENTS = (worker_component(0), *SINKS)
+# `picnix serve`, the HTTP API: it consumes nothing, so it is ready once it has connected to
+# Postgres, Kafka and the object store and answers on its port (its /metrics carries the gauge).
+SERVER = Component("picnix-api", ("serve",), lambda s: s.http_port)
 
 
 def components(workers: int) -> tuple[Component, ...]:
     return (*(worker_component(i) for i in range(workers)), *SINKS)
+
+
+def managed(workers: int) -> tuple[Component, ...]:
+    """Every process ``pipeline up`` runs: the pipeline's and the API server."""
+    return (*components(workers), SERVER)
 
 
 def _recorded_workers(settings: Settings) -> int:
@@ -107,7 +116,8 @@ def _started_workers(settings: Settings) -> list[Component]:
 def pipeline_up(
     settings: Settings, workers: int | None = None, timeout: float = READY_TIMEOUT_SECONDS
 ) -> list[str]:
-    """Start W workers and both sinks where not running, wait until all consume.
+    """Start W workers, both sinks and the API server where not running, wait until all are
+    ready (the pipeline's processes consume, the server answers).
 
     Workers beyond W from an earlier ``up`` are stopped. Returns the names started now; raises
     :class:`PipelineError` with the log tail of a process that exited or never became ready.
@@ -121,7 +131,7 @@ def pipeline_up(
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     (settings.run_dir / WORKERS_FILE).write_text(f"{count}\n")
     write_worker_targets(settings, count)
-    wanted = components(count)
+    wanted = managed(count)
     started = []
     for component in wanted:
         if running_pid(settings, component.name, component.marker):
@@ -167,7 +177,7 @@ def _died(settings: Settings, component: Component, what: str) -> PipelineError:
 
 def pipeline_down(settings: Settings) -> list[str]:
     stopped = []
-    for component in (*reversed(SINKS), *reversed(_started_workers(settings))):
+    for component in (SERVER, *reversed(SINKS), *reversed(_started_workers(settings))):
         try:
             if stop_service(settings, component.name, component.marker):
                 stopped.append(component.name)
@@ -191,7 +201,7 @@ class ComponentStatus:
 def pipeline_status(settings: Settings) -> list[ComponentStatus]:
     """Each process the last ``up`` started: running and consuming, or why it is down."""
     statuses = []
-    for component in components(_recorded_workers(settings)):
+    for component in managed(_recorded_workers(settings)):
         pid = running_pid(settings, component.name, component.marker)
         if pid is None:
             last = log_tail(log_path(settings, component.name), 1)

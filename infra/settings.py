@@ -54,6 +54,13 @@ class Settings:
     metrics_port_pg_sink: int = 19102
     metrics_port_blob_sink: int = 19103
     metrics_port_replay: int = 19104
+    # HTTP API (`picnix serve`): where it listens, and each key's token bucket (requests a
+    # minute refilled, burst the most taken at once) so one platform cannot starve the others.
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    api_rate_per_minute: int = 600
+    api_rate_burst: int = 60
+    api_page_limit: int = 100
     # Faust
     faust_app_id: str = "picnix"
     faust_web_port: int = 16066
@@ -114,6 +121,14 @@ class Settings:
             f"postgresql://{self.pg_user}:{self.pg_password}@{self.pg_host}:{self.pg_port}/"
             f"{self.pg_database}"
         )
+
+    @property
+    def http_url(self) -> str:
+        """The address people and platforms open; a wildcard bind is reached on loopback."""
+        host = "127.0.0.1" if self.http_host in {"0.0.0.0", ""} else self.http_host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.http_port}"
 
     @property
     def prometheus_url(self) -> str:

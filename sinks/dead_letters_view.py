@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
 from infra.kafka_clients import manual_consumer, topic_partitions
 from infra.settings import Settings
 from schemas.envelope import SchemaError
@@ -35,6 +37,16 @@ async def read_dead_letters_async(settings: Settings) -> list[DeadLetterEvent]:
         return events
     finally:
         await consumer.stop()
+
+
+async def count_dead_letters(
+    consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
+) -> int:
+    """Records on the dead-letter topic from its offsets alone (end minus start, summed): O(1)
+    however many there are. The DLQ is written without transactions, so offsets are records."""
+    start = await consumer.beginning_offsets(partitions)
+    end = await consumer.end_offsets(partitions)
+    return sum(end[tp] - start[tp] for tp in partitions)
 
 
 def read_dead_letters(settings: Settings) -> list[DeadLetterEvent]:

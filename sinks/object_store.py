@@ -3,13 +3,35 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 from minio import Minio
 from minio.error import S3Error
+from urllib3 import BaseHTTPResponse
 
 from infra.settings import Settings
 
 _NOT_FOUND = {"NoSuchKey", "NoSuchObject", "ResourceNotFound"}
+
+
+STREAM_CHUNK_BYTES = 64 * 1024
+
+
+@dataclass
+class StoredObject:
+    """An object being read: its size and type, and its bytes as chunks; ``close`` it after."""
+
+    size: int
+    content_type: str
+    _response: BaseHTTPResponse
+
+    def chunks(self) -> Iterator[bytes]:
+        yield from self._response.stream(STREAM_CHUNK_BYTES)
+
+    def close(self) -> None:
+        self._response.close()
+        self._response.release_conn()
 
 
 class ObjectStore:
@@ -34,6 +56,19 @@ class ObjectStore:
                 return False
             raise
         return True
+
+    def open(self, key: str) -> StoredObject | None:
+        """Start reading ``key`` (None when it is not there): the bytes are streamed, never
+        held whole, so serving a 10 MiB image costs a chunk of memory, not the image."""
+        try:
+            resp = self._client.get_object(self._bucket, key)
+        except S3Error as exc:
+            if exc.code in _NOT_FOUND:
+                return None
+            raise
+        size = int(resp.headers.get("Content-Length", "0"))
+        content_type = resp.headers.get("Content-Type", "application/octet-stream")
+        return StoredObject(size, content_type, resp)
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
         """Store ``data`` under ``key``; keys are content addresses, so a rewrite is a no-op."""

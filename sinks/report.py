@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -70,24 +71,59 @@ class DedupReport:
         return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
 
 
+# The report's figures from the tables, one statement: the report and the HTTP API's /v1/stats
+# (which runs it on its own async connection) share it, so both count the same way.
+COUNTS_SQL = (
+    "SELECT"
+    " (SELECT count(*) FROM posts),"
+    " (SELECT count(*) FROM images),"
+    " (SELECT count(*) FROM posts WHERE decision = 'duplicate-reference'),"
+    " (SELECT count(*) FROM clusters WHERE member_count > 0),"
+    " (SELECT count(*) FROM alerts),"
+    " (SELECT coalesce(sum(byte_size), 0) FROM posts),"
+    " (SELECT coalesce(sum(byte_size), 0) FROM images)"
+)
+
+
+@dataclass(frozen=True)
+class DedupCounts:
+    """What :data:`COUNTS_SQL` returns, named."""
+
+    posts: int
+    images: int
+    duplicate_references: int
+    clusters: int
+    alerts: int
+    bytes_uploaded: int
+    bytes_stored_db: int
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any] | None) -> DedupCounts:
+        if row is None or len(row) != 7:
+            raise ValueError(f"COUNTS_SQL returned {row!r}, not one row of seven counts")
+        return cls(*(int(v) for v in row))
+
+    @property
+    def bytes_saved(self) -> int:
+        """Bytes uploaded that were not stored again: what referencing duplicates saved."""
+        return self.bytes_uploaded - self.bytes_stored_db
+
+    @property
+    def dedup_rate(self) -> float:
+        """The share of posts that reference an image already stored."""
+        return self.duplicate_references / self.posts if self.posts else 0.0
+
+
 def build_report(settings: Settings) -> DedupReport:
     with psycopg.connect(settings.pg_dsn) as conn:
-        row = conn.execute(
-            "SELECT"
-            " (SELECT count(*) FROM posts),"
-            " (SELECT count(*) FROM images),"
-            " (SELECT count(*) FROM posts WHERE decision = 'duplicate-reference'),"
-            " (SELECT count(*) FROM clusters WHERE member_count > 0),"
-            " (SELECT count(*) FROM alerts),"
-            " (SELECT coalesce(sum(byte_size), 0) FROM posts),"
-            " (SELECT coalesce(sum(byte_size), 0) FROM images)"
-        ).fetchone()
-    assert row is not None
+        counts = DedupCounts.from_row(conn.execute(COUNTS_SQL).fetchone())
     objects, object_bytes = ObjectStore(settings).count_and_bytes()
     return DedupReport(
-        posts=row[0], images=row[1], duplicate_references=row[2], clusters=row[3],
-        alerts=row[4], bytes_uploaded=int(row[5]), bytes_stored_db=int(row[6]),
-        objects=objects, bytes_in_object_store=object_bytes,
+        posts=counts.posts, images=counts.images,
+        duplicate_references=counts.duplicate_references, clusters=counts.clusters,
+        alerts=counts.alerts, bytes_uploaded=counts.bytes_uploaded,
+        bytes_stored_db=counts.bytes_stored_db, objects=objects,
+        bytes_in_object_store=object_bytes,
     )
 
 

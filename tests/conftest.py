@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,10 +19,18 @@ import pytest
 from infra.settings import Settings
 
 
+def free_port() -> int:
+    """A TCP port nothing listens on now (the kernel's pick; racy only against other pickers)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _namespaced(base: Settings, tag: str) -> Settings:
     prefix = f"picnix-test-{tag}"
     return dataclasses.replace(
         base,
+        http_port=free_port(),  # the API server `pipeline up` starts must not need :8080
         topic_uploads=f"{prefix}.uploads",
         topic_uploads_dlq=f"{prefix}.uploads.dlq",
         topic_features=f"{prefix}.features",

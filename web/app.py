@@ -1,0 +1,58 @@
+"""The FastAPI application: routers, error shapes, metrics, and the services' lifetime.
+
+``create_app`` takes the settings object rather than reading the environment itself, so a test
+or a tool builds a server for any namespace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from infra.readiness import set_ready
+from infra.settings import Settings
+from web import problems, routes_images, routes_ops, routes_posts, routes_reads, routes_uploads
+from web.metrics import MetricsMiddleware
+from web.services import open_services
+
+DESCRIPTION = (
+    "PicNix's HTTP API: upload images as posts, read what the pipeline decided (new cluster, "
+    "merge into a cluster, duplicate of a stored image), their duplicates, similar posts and "
+    "IP-theft alerts, and stream stored images. Every /v1 call needs "
+    "`Authorization: Bearer <key>`; errors are RFC 9457 problem details."
+)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        set_ready(False)
+        async with open_services(settings) as svc:
+            app.state.services = svc
+            set_ready(True)  # what `picnix pipeline up` waits for on /metrics
+            try:
+                yield
+            finally:
+                set_ready(False)
+
+    app = FastAPI(title="PicNix", version="1", description=DESCRIPTION, lifespan=lifespan)
+    problems.install(app)
+
+    @app.exception_handler(KafkaError)
+    async def _kafka_down(request: Request, exc: KafkaError) -> JSONResponse:
+        problem = problems.Problem(
+            503, "kafka-unavailable",
+            f"publishing to {settings.topic_uploads} at {settings.kafka_bootstrap} failed "
+            f"after retries: {type(exc).__name__}: {exc}; nothing was accepted, retry later",
+            headers={"Retry-After": "10"},
+        )
+        return problems.problem_response(problem, request.url.path)
+
+    for module in (routes_uploads, routes_posts, routes_images, routes_reads, routes_ops):
+        app.include_router(module.router)
+    app.add_middleware(MetricsMiddleware)
+    return app

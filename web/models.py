@@ -1,0 +1,108 @@
+"""The API's JSON shapes: what a platform integrates against, and what /openapi.json documents."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DecisionKindName = Literal["new-cluster", "merge-center", "duplicate-reference"]
+PostStatus = Literal["pending", "decided", "deleting"]
+
+
+class UploadAccepted(BaseModel):
+    post_id: str
+    status_url: str = Field(description="GET it to see the post pending, then decided")
+
+
+class ImageRef(BaseModel):
+    image_id: str
+    sha256: str
+    url: str = Field(description="where its bytes stream from (/v1/images/{sha256})")
+    byte_size: int
+    width: int
+    height: int
+    format: str
+    first_post_id: str
+    first_author: str
+
+
+class Evidence(BaseModel):
+    """How a duplicate matched the image it references (what Postgres keeps of the decision)."""
+
+    method: str
+    distance: float | None
+
+
+class Decision(BaseModel):
+    kind: DecisionKindName
+    image: ImageRef = Field(description="the stored image this post shows (a duplicate's original)")
+    cluster_id: str
+    evidence: Evidence | None = Field(description="for a duplicate-reference, how it matched")
+    decided_seq: int
+
+
+class AlertInfo(BaseModel):
+    """A duplicate posted by someone other than the original's author: possible IP theft."""
+
+    post_id: str
+    author: str
+    original_author: str
+    original_post_id: str
+    image_sha256: str
+    created_at: datetime
+
+
+class Post(BaseModel):
+    post_id: str
+    status: PostStatus
+    author: str
+    title: str
+    description: str
+    uploaded_at: str | None
+    byte_size: int
+    platform: str | None = Field(description="the platform key that published it, if the API did")
+    decision: Decision | None
+    alert: AlertInfo | None
+    links: dict[str, str]
+
+
+class PostPage(BaseModel):
+    items: list[Post]
+    next_cursor: str | None = Field(description="?cursor= for the next page; null at the end")
+
+
+class AlertPage(BaseModel):
+    items: list[AlertInfo]
+    next_cursor: str | None
+
+
+class PostPatch(BaseModel):
+    """The post's text to change; a field left out keeps its current value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, max_length=1000)
+    description: str | None = Field(default=None, max_length=10000)
+
+
+class LifecycleAccepted(BaseModel):
+    post_id: str
+    action: Literal["update", "delete"]
+    status_url: str
+
+
+class Stats(BaseModel):
+    uploads: int = Field(description="posts decided and held (deleted posts not counted)")
+    images: int = Field(description="distinct images stored")
+    bytes_saved: int = Field(description="bytes uploaded minus bytes stored")
+    dedup_rate: float = Field(description="share of posts that reference an image already stored")
+    clusters: int
+    alerts: int
+    dlq: int = Field(description="records on the dead-letter topic")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    postgres: str
