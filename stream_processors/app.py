@@ -49,6 +49,7 @@ from stream_processors.engine.feature_store import (
 )
 from stream_processors.engine.method import build_method
 from stream_processors.extraction import Rejection, extract_features
+from stream_processors.memory_release import RELEASE_INTERVAL_S, release_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,11 @@ def create_app(settings: Settings) -> faust.App:
                 continue
             metrics.EXTRACT_SECONDS.observe(result.extract_seconds)
             await features.send(key=parsed.upload_id.encode(), value=result.to_record())
+
+    @app.timer(interval=RELEASE_INTERVAL_S)
+    async def release_memory() -> None:
+        # large decodes leave freed pages resident in the extract threads' arenas
+        release_free_memory()
 
     decide_method = build_method(settings.engine_method, MappingFeatureStore(local_table))
     decider = Decider(decide_method, posts_table, stored_table, refs_table)

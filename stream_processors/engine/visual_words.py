@@ -27,9 +27,11 @@ into 2^b buckets (b grows with the number of postings so the offsets array stays
 per posting); a posting is the image key shifted left by r = word bits - b with the word's
 low r bits below it (to reject bucket-mates), stored in as few bytes as the largest key needs:
 3 bytes up to ~1M images at r <= 4 (4 bytes up to ~16M/2^r). So a posting costs ~3.5 bytes.
-New images go to a small *delta* (word -> list of keys, read with dict lookups) merged into the
-CSR arrays when it holds DELTA_IMAGES images (one O(postings) insert). Removal is a tombstone
-(a per-key liveness bit), compacted at the next full rebuild.
+New images go to a small *delta*, merged into the CSR arrays when it holds DELTA_IMAGES images
+(one O(postings) insert): one sorted int64 array of (word << DELTA_KEY_BITS) | key, so a word's
+postings are one binary search away and a posting costs 8 bytes. (It was a dict of Python
+lists: ~150 bytes a posting, 12 KiB an image, 30 MiB of a worker's RAM at DELTA_IMAGES.)
+Removal is a tombstone (a per-key liveness bit), compacted at the next full rebuild.
 """
 
 from __future__ import annotations
@@ -55,6 +57,11 @@ MAX_POSTINGS = 2000  # a word posted by more images than this says nothing and c
 PROBE_KEYPOINTS = 50
 DELTA_IMAGES = 2048
 _SPACE_BITS = WORD_BITS + (WORD_TABLES - 1).bit_length()
+# a delta posting is (word << DELTA_KEY_BITS) | key; a query bounds a word's run by
+# (word + 1) << DELTA_KEY_BITS, and the largest bound, 2^_SPACE_BITS << DELTA_KEY_BITS, must fit
+# an int64: 39 key bits, 5e11 images
+DELTA_KEY_BITS = 62 - _SPACE_BITS
+_DELTA_KEY_MASK = (1 << DELTA_KEY_BITS) - 1
 _PREFILTER_MASK = (1 << 17) - 1  # 128k counters: ~1 chance posting each at 1M stored
 
 
@@ -139,14 +146,14 @@ def word_rows(descriptor_sets: list[np.ndarray]) -> np.ndarray:
 
 
 class VisualWordIndex:
-    """word -> image keys, as CSR arrays plus a small dict delta (see module docstring)."""
+    """word -> image keys, as CSR arrays plus a small sorted delta (see module docstring)."""
 
     def __init__(self) -> None:
         self._bucket_bits = 0
         self._offsets = np.zeros(2, np.uint32)
         # one posting = (image key << r) | the word's low r bits, r = word bits - bucket bits
         self._post: np.ndarray = np.zeros((0, 4), np.uint8)  # (n, width) little-endian
-        self._delta: dict[int, list[int]] = {}
+        self._delta = np.zeros(0, np.int64)  # sorted (word << DELTA_KEY_BITS) | key
         self._delta_images = 0
         self._alive = np.zeros(0, bool)
         self._n_postings = 0
@@ -162,9 +169,11 @@ class VisualWordIndex:
         self._alive[key] = alive
 
     def add(self, key: int, descriptors: np.ndarray) -> None:
-        words = posted_words(descriptors)
-        for w in words.tolist():
-            self._delta.setdefault(w, []).append(key)
+        if key >> DELTA_KEY_BITS:
+            raise ValueError(f"image key {key} does not fit the delta's {DELTA_KEY_BITS} bits")
+        words = posted_words(descriptors)  # sorted and distinct
+        packed = (words << DELTA_KEY_BITS) | key
+        self._delta = np.insert(self._delta, np.searchsorted(self._delta, packed), packed)
         self._mark(key, True)
         self._n_postings += int(words.size)
         self._n_images += 1
@@ -186,9 +195,9 @@ class VisualWordIndex:
             self._alive[keys] = True
         self._n_postings += int(post_w.size)
         self._n_images += len(keys)
-        if self._delta:
+        if len(self._delta):
             dw, dk = self._delta_postings()
-            self._delta, self._delta_images = {}, 0
+            self._delta, self._delta_images = np.zeros(0, np.int64), 0
             post_w, post_k = np.concatenate([post_w, dw]), np.concatenate([post_k, dk])
         if len(self._post):
             cw, ck = self._all_postings()
@@ -202,15 +211,9 @@ class VisualWordIndex:
         self._alive[key] = False
         self._n_images -= 1
         self._n_postings -= int(words.size)
-        in_delta = 0
-        for w in words.tolist():
-            lst = self._delta.get(w)
-            if lst is not None and key in lst:
-                lst.remove(key)
-                in_delta += 1
-                if not lst:
-                    del self._delta[w]
-        if in_delta:
+        in_delta = (self._delta & _DELTA_KEY_MASK) == key
+        if in_delta.any():
+            self._delta = self._delta[~in_delta]
             self._delta_images -= 1
         else:
             self._n_dead_postings += int(words.size)
@@ -225,12 +228,7 @@ class VisualWordIndex:
         return (buckets << r) | (post & ((1 << r) - 1)), post >> r
 
     def _delta_postings(self) -> tuple[np.ndarray, np.ndarray]:
-        if not self._delta:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        lens = [len(v) for v in self._delta.values()]
-        words = np.repeat(np.fromiter(self._delta.keys(), np.int64, len(lens)), lens)
-        keys = np.fromiter((k for v in self._delta.values() for k in v), np.int64, sum(lens))
-        return words, keys
+        return self._delta >> DELTA_KEY_BITS, self._delta & _DELTA_KEY_MASK
 
     @staticmethod
     def _bits_for(n_postings: int) -> int:
@@ -238,7 +236,7 @@ class VisualWordIndex:
 
     def _merge_delta(self) -> None:
         dw, dk = self._delta_postings()
-        self._delta = {}
+        self._delta = np.zeros(0, np.int64)
         self._delta_images = 0
         n_csr = len(self._post)
         bits = self._bits_for(n_csr + len(dw))
@@ -303,16 +301,19 @@ class VisualWordIndex:
                     widx, post = widx[ok], post[ok]
                 out_w.append(widx)
                 out_k.append(post >> r)
-        if self._delta:
-            # the membership test runs in C (a dict view intersected with a list): a query has
-            # thousands of words (multi-probe) and few are in the delta
-            hits = sorted(self._delta.keys() & qwords.tolist())
-            if hits:
-                lists = [self._delta[w] for w in hits]
-                lens = np.fromiter(map(len, lists), np.int64, len(lists))
-                at = np.searchsorted(qwords, np.asarray(hits, np.int64))
-                out_w.append(np.repeat(at, lens))
-                out_k.append(np.fromiter((k for lst in lists for k in lst), np.int64, lens.sum()))
+        if len(self._delta):
+            # each query word's postings are one run of the sorted delta
+            starts = np.searchsorted(self._delta, qwords << DELTA_KEY_BITS)
+            lengths = np.searchsorted(self._delta, (qwords + 1) << DELTA_KEY_BITS) - starts
+            nz = np.flatnonzero(lengths)
+            if nz.size:
+                starts, lengths = starts[nz], lengths[nz]
+                cum = np.cumsum(lengths)
+                idx = np.arange(int(cum[-1]), dtype=np.int64) + np.repeat(
+                    starts - (cum - lengths), lengths
+                )
+                out_w.append(np.repeat(nz, lengths))
+                out_k.append(self._delta[idx] & _DELTA_KEY_MASK)
         if not out_w:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         w_all, k_all = np.concatenate(out_w), np.concatenate(out_k)
@@ -375,7 +376,6 @@ class VisualWordIndex:
         return out
 
     def nbytes(self) -> int:
-        """Bytes of the CSR arrays and liveness bits, plus an estimate for the dict delta."""
-        arrays = self._offsets.nbytes + self._post.nbytes
-        delta = sum(len(v) for v in self._delta.values()) * 40 + len(self._delta) * 100
-        return int(arrays + self._alive.nbytes + delta)
+        """Bytes of the CSR arrays, the delta and the liveness bits."""
+        arrays = (self._offsets, self._post, self._delta, self._alive)
+        return int(sum(a.nbytes for a in arrays))

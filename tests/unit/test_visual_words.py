@@ -130,3 +130,16 @@ def test_a_one_bit_change_in_a_strong_keypoint_still_finds_the_image() -> None:
         vw.posted_words(stored[7]).tolist()
     )
     assert [v.key for v in idx.query(query, 1, 3)] == [7]
+
+
+def test_delta_finds_the_highest_words() -> None:
+    """All-ones descriptor bytes give the top word of each table (2^23 - 1 for the last): the
+    delta's packed (word, key) runs must still bound it, on the first add as after many."""
+    idx = vw.VisualWordIndex()
+    rng = np.random.default_rng(1)
+    for key in range(5):
+        idx.add(key, rng.integers(0, 256, (100, 32), dtype=np.uint8))
+    top = np.full((3, 32), 0xFF, np.uint8)
+    idx.add(7, top)
+    assert (1 << vw.WORD_BITS) * vw.WORD_TABLES - 1 in vw.posted_words(top).tolist()
+    assert [v.key for v in idx.query(top, 10, 2)] == [7]
