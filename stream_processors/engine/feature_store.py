@@ -20,8 +20,8 @@ import rocksdict
 # RocksDB's RAM, bounded so that no process grows with the images it has seen: the block cache
 # holds recently read records (a decision's candidates are mostly cold; the cache spares the
 # few hot originals a burst of re-uploads reads), the memtables the writes not yet flushed.
-ROCKS_BLOCK_CACHE_BYTES = 16 * 1024 * 1024
-ROCKS_WRITE_BUFFER_BYTES = 4 * 1024 * 1024
+ROCKS_BLOCK_CACHE_BYTES = 8 * 1024 * 1024
+ROCKS_WRITE_BUFFER_BYTES = 2 * 1024 * 1024
 ROCKS_MAX_WRITE_BUFFERS = 2
 # Bloom filters spare a disk read for an absent key (put's existence check during a restore).
 ROCKS_BLOOM_BITS_PER_KEY = 10
