@@ -48,6 +48,16 @@ class PublishedUpload:
     byte_size: int
 
 
+def check_text(where: str, **fields: str) -> None:
+    """Refuse text Postgres cannot store (a NUL character): published, it would stop the
+    Postgres sink at that record, since no retry can write it."""
+    for name, value in fields.items():
+        if "\x00" in value:
+            raise UploadRefused(
+                "invalid-text", f"{where}: {name} contains a NUL character, which no text can hold"
+            )
+
+
 def build_upload(
     upload_id: str, author: str, title: str, image: bytes, max_bytes: int, *,
     description: str = "", filename: str = "", uploaded_at: str | None = None,
@@ -59,6 +69,7 @@ def build_upload(
         raise UploadRefused(
             "too-large", f"{filename or upload_id}: {len(image)} bytes > cap {max_bytes}"
         )
+    check_text(filename or upload_id, author=author, title=title, description=description)
     try:
         sniff_format(image)
     except ImageRejected as exc:
@@ -113,6 +124,7 @@ class UploadPublisher:
 
     async def update_post(self, post_id: str, title: str, description: str) -> PublishedUpload:
         """Keyed by the post id, so the update lands behind its upload in the same partition."""
+        check_text(f"post {post_id}", title=title, description=description)
         event = PostUpdateEvent(
             post_id=post_id, title=title, description=description, updated_at=_now()
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import psycopg
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -49,6 +50,14 @@ def create_app(settings: Settings) -> FastAPI:
             f"publishing to {settings.topic_uploads} at {settings.kafka_bootstrap} failed "
             f"after retries: {type(exc).__name__}: {exc}; nothing was accepted, retry later",
             headers={"Retry-After": "10"},
+        )
+        return problems.problem_response(problem, request.url.path)
+
+    @app.exception_handler(psycopg.DataError)
+    async def _unstorable(request: Request, exc: psycopg.DataError) -> JSONResponse:
+        # a value no Postgres text can hold (a NUL character) in a path or query parameter
+        problem = problems.Problem(
+            400, "unstorable-value", f"a parameter of the request cannot be looked up: {exc}"
         )
         return problems.problem_response(problem, request.url.path)
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from web.keys import ApiKey, find_key
 from web.problems import Problem
@@ -38,7 +39,15 @@ def bearer_token(header: str | None) -> str:
     return token.strip()
 
 
-async def caller(request: Request, svc: Svc) -> ApiKey:
+# Declared so /openapi.json documents bearer auth (and /docs offers to send a key); the header is
+# parsed below, so a wrong one gets a 401 that says what is wrong rather than a bare 403.
+_BEARER = HTTPBearer(auto_error=False, description="an API key from `picnix keys create`")
+
+
+async def caller(
+    request: Request, svc: Svc,
+    _documented: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)],
+) -> ApiKey:
     """FastAPI dependency: the calling key, after authentication and its rate limit."""
     token = bearer_token(request.headers.get("authorization"))
     async with svc.connection() as conn:

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 DecisionKindName = Literal["new-cluster", "merge-center", "duplicate-reference"]
-PostStatus = Literal["pending", "decided", "deleting"]
+PostStatus = Literal["pending", "decided", "deleting", "rejected"]
 
 
 class UploadAccepted(BaseModel):
@@ -54,6 +54,15 @@ class AlertInfo(BaseModel):
     created_at: datetime
 
 
+class Rejection(BaseModel):
+    """Why the pipeline refused an upload the gateway had accepted (its dead letter)."""
+
+    stage: str
+    reason: str
+    detail: str
+    failed_at: str
+
+
 class Post(BaseModel):
     post_id: str
     status: PostStatus
@@ -65,6 +74,7 @@ class Post(BaseModel):
     platform: str | None = Field(description="the platform key that published it, if the API did")
     decision: Decision | None
     alert: AlertInfo | None
+    rejection: Rejection | None = None
     links: dict[str, str]
 
 

@@ -15,7 +15,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from web.cursor import Position
-from web.models import AlertInfo, Decision, Evidence, ImageRef, Post
+from web.models import AlertInfo, Decision, Evidence, ImageRef, Post, Rejection
 
 Row = dict[str, Any]
 
@@ -109,12 +109,15 @@ class ApiUpload:
     description: str
     byte_size: int
     deleted: bool
+    rejection: Rejection | None
 
-    def pending_post(self) -> Post:
+    def undecided_post(self) -> Post:
+        """Pending, or rejected when the pipeline dead-lettered it."""
         return Post(
-            post_id=self.post_id, status="pending", author=self.author, title=self.title,
-            description=self.description, uploaded_at=None, byte_size=self.byte_size,
-            platform=self.platform, decision=None, alert=None, links=post_links(self.post_id),
+            post_id=self.post_id, status="rejected" if self.rejection else "pending",
+            author=self.author, title=self.title, description=self.description,
+            uploaded_at=None, byte_size=self.byte_size, platform=self.platform, decision=None,
+            alert=None, rejection=self.rejection, links=post_links(self.post_id),
         )
 
 
@@ -126,12 +129,25 @@ async def api_upload(
         conn,
         sql.SQL(
             "SELECT u.post_id, u.platform, u.author, u.title, u.description, u.byte_size,"
-            " d.post_id IS NOT NULL AS deleted FROM api_uploads u"
-            " LEFT JOIN api_deletions d ON d.post_id = u.post_id WHERE u.post_id = %s AND {}"
+            " d.post_id IS NOT NULL AS deleted, r.stage, r.reason, r.detail, r.failed_at"
+            " FROM api_uploads u LEFT JOIN api_deletions d ON d.post_id = u.post_id"
+            " LEFT JOIN api_rejections r ON r.post_id = u.post_id WHERE u.post_id = %s AND {}"
         ).format(scope),
         [post_id, *params],
     )
-    return ApiUpload(**rows[0]) if rows else None
+    if not rows:
+        return None
+    r = rows[0]
+    rejection = None
+    if r["reason"] is not None:
+        rejection = Rejection(
+            stage=r["stage"], reason=r["reason"], detail=r["detail"], failed_at=r["failed_at"]
+        )
+    return ApiUpload(
+        post_id=r["post_id"], platform=r["platform"], author=r["author"], title=r["title"],
+        description=r["description"], byte_size=r["byte_size"], deleted=r["deleted"],
+        rejection=rejection,
+    )
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
+from producers.publisher import UploadRefused
 from web import queries
 from web.auth import Caller
 from web.cursor import BadCursor, Position, decode_cursor, encode_cursor
@@ -27,8 +28,8 @@ def _not_found(post_id: str) -> Problem:
 
 
 async def _find(svc: Services, post_id: str, key: ApiKey) -> Post:
-    """The post as the caller may see it: decided, or pending when the API published it and no
-    decision is in Postgres yet; a deletion already asked makes it gone."""
+    """The post as the caller may see it: decided; or, when the API published it and no decision
+    is in Postgres, pending or rejected (dead-lettered); a deletion already asked makes it gone."""
     async with svc.connection() as conn:
         post = await queries.decided_post(conn, post_id, key.platform)
         if post is not None:
@@ -38,7 +39,7 @@ async def _find(svc: Services, post_id: str, key: ApiKey) -> Post:
         raise _not_found(post_id)
     if upload.deleted:
         raise Problem(404, "post-deleted", f"post {post_id!r} was deleted")
-    return upload.pending_post()
+    return upload.undecided_post()
 
 
 def _page_limit(svc: Services, limit: int | None) -> int:
@@ -85,11 +86,16 @@ async def update_post(post_id: str, patch: PostPatch, key: Caller, svc: Svc) -> 
     if patch.title is None and patch.description is None:
         raise Problem(422, "empty-patch", "send at least one of title, description")
     post = await _find(svc, post_id, key)
-    if post.status == "deleting":
-        raise Problem(409, "post-deleting", f"post {post_id!r} is being deleted")
+    if post.status in ("deleting", "rejected"):
+        raise Problem(
+            409, f"post-{post.status}", f"post {post_id!r} is {post.status}: nothing to edit"
+        )
     title = post.title if patch.title is None else patch.title
     description = post.description if patch.description is None else patch.description
-    await svc.publisher.update_post(post_id, title, description)
+    try:
+        await svc.publisher.update_post(post_id, title, description)
+    except UploadRefused as exc:
+        raise Problem(422, exc.reason, exc.detail) from exc
     return LifecycleAccepted(post_id=post_id, action="update", status_url=f"/v1/posts/{post_id}")
 
 

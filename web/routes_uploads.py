@@ -29,7 +29,7 @@ FORM_OVERHEAD_BYTES = 256 * 1024
 TEXT_FIELD_MAX_BYTES = 64 * 1024
 IDEMPOTENCY_KEY_MAX = 200
 
-_REFUSAL_STATUS = {"too-large": 413, "empty": 422, "empty-field": 422}
+_REFUSAL_STATUS = {"too-large": 413, "empty": 422, "empty-field": 422, "invalid-text": 422}
 
 UPLOAD_FORM_SCHEMA: dict[str, Any] = {
     "requestBody": {
@@ -69,7 +69,9 @@ def refusal_problem(exc: UploadRefused) -> Problem:
     return Problem(status, f"upload-{exc.reason}", exc.detail, title=title)
 
 
-def _text(form: Any, name: str, required: bool) -> str:
+def form_text(form: Any, name: str, required: bool) -> str:
+    """A text field of the upload form, refused (422, naming it) when missing, a file or too
+    long; "" for an optional field left out. What the text may hold, build_upload checks."""
     value = form.get(name)
     if value is None:
         if required:
@@ -128,9 +130,9 @@ async def create_upload(
             raise Problem(422, "invalid-field", "the multipart field 'image' must be a file part")
         image = await image_part.read(cap + 1)
         filename = image_part.filename or ""
-        author = _text(form, "author", required=True)
-        title = _text(form, "title", required=False)
-        description = _text(form, "description", required=False)
+        author = form_text(form, "author", required=True)
+        title = form_text(form, "title", required=False)
+        description = form_text(form, "description", required=False)
     post_id = str(uuid.uuid4())
     try:
         upload = build_upload(

@@ -1,5 +1,6 @@
 """What the server holds while it runs: a Postgres pool, the Kafka publisher, the object store,
-the rate limiter and a consumer that reads the dead-letter topic's offsets.
+the rate limiter, a consumer that reads the dead-letter topic's offsets, and the task that
+records the pipeline's rejections of uploads (``web.rejections``).
 
 Opened once at start (so the first request pays no connection set-up) and closed at shutdown.
 None of them decides anything: reads go to what the sinks wrote, writes go to Kafka.
@@ -7,6 +8,8 @@ None of them decides anything: reads go to what the sinks wrote, writes go to Ka
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -22,9 +25,11 @@ from infra.kafka_clients import topic_partitions
 from infra.settings import Settings
 from producers.publisher import UploadPublisher
 from sinks.dead_letters_view import count_dead_letters
+from sinks.migrate import migration_names
 from sinks.object_store import ObjectStore
 from web.problems import Problem
 from web.ratelimit import RateLimiter
+from web.rejections import follow_rejections
 
 log = logging.getLogger(__name__)
 
@@ -76,18 +81,45 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         )
         await pool.open(wait=True, timeout=30)
         stack.push_async_callback(pool.close)
+        await _require_migrations(pool, settings)
         publisher = await stack.enter_async_context(UploadPublisher(settings))
         offsets = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
         )
         await offsets.start()
         stack.push_async_callback(offsets.stop)
+        follower = asyncio.create_task(follow_rejections(settings), name="follow-rejections")
+        stack.push_async_callback(_cancel, follower)
         yield Services(
             settings=settings, pool=pool, publisher=publisher, store=ObjectStore(settings),
             limiter=RateLimiter(settings.api_rate_per_minute, settings.api_rate_burst),
             offsets=offsets,
             dlq_partitions=await topic_partitions(settings, settings.topic_uploads_dlq),
         )
+
+
+async def _require_migrations(pool: AsyncConnectionPool, settings: Settings) -> None:
+    """Refuse to start on a schema without the API's tables, naming the fix, rather than
+    answering every request with a 500."""
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
+        row = await cur.fetchone()
+        done: set[str] = set()
+        if row and row[0]:
+            cur = await conn.execute("SELECT name FROM schema_migrations")
+            done = {name for (name,) in await cur.fetchall()}
+    missing = [name for name in migration_names() if name not in done]
+    if missing:
+        raise RuntimeError(
+            f"database {settings.pg_database} at {settings.pg_host}:{settings.pg_port} lacks "
+            f"migrations {', '.join(missing)}: run `picnix db migrate`"
+        )
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def services(request: Request) -> Services:

@@ -24,6 +24,7 @@ import pytest
 from infra.pipeline import SERVER, pipeline_status
 from infra.settings import Settings
 from tests.conftest import free_port
+from tests.e2e.api_server import running_server
 from tests.e2e.waiting import wait_for
 from tests.imagegen import artwork, distinct_png, encode
 
@@ -164,6 +165,8 @@ def test_invalid_uploads_are_refused_and_publish_nothing(api: Api) -> None:
         assert "image" in _assert_problem(no_image, 422)["detail"]
         blank = _upload(a, distinct_png(3), author="  ")
         assert "author" in _assert_problem(blank, 422)["detail"]
+        nul = _upload(a, distinct_png(3), title="a\x00b")  # no Postgres text can hold it
+        assert "NUL" in _assert_problem(nul, 422)["detail"]
     assert _uploads_end(api.settings) == before
 
 
@@ -292,6 +295,7 @@ def test_patch_and_delete_travel_as_lifecycle_events(api: Api) -> None:
         _decided(a, post_id)
         _assert_problem(a.patch(f"/v1/posts/{post_id}", json={}), 422)
         _assert_problem(a.patch(f"/v1/posts/{post_id}", json={"colour": "red"}), 422)
+        _assert_problem(a.patch(f"/v1/posts/{post_id}", json={"title": "a\x00b"}), 422)
         patched = a.patch(f"/v1/posts/{post_id}", json={"title": "after"})
         assert patched.status_code == 202 and patched.json()["action"] == "update"
         wait_for(
@@ -339,23 +343,8 @@ def strict_server(api: Api) -> Iterator[Settings]:
     settings = dataclasses.replace(
         api.settings, http_port=free_port(), api_rate_burst=3, api_rate_per_minute=6
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "infra.cli", "serve", "--loglevel", "warning"],
-        env={**settings.to_env(), "PATH": "/usr/bin:/bin"},
-    )
-    try:
-        def answers() -> bool:
-            assert proc.poll() is None, f"picnix serve exited with {proc.returncode}"
-            try:
-                return httpx.get(f"{settings.http_url}/healthz", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for("picnix serve answering", answers, timeout=60)
+    with running_server(settings):
         yield settings
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_rate_limit_answers_429_with_retry_after(api: Api, strict_server: Settings) -> None:
@@ -385,3 +374,21 @@ def test_a_larger_photo_upload_round_trips(api: Api) -> None:
         decided = _decided(a, post_id)
         assert decided["byte_size"] == len(image)
         assert decided["decision"]["kind"] in ("new-cluster", "merge-center")
+
+
+@pytest.mark.slow  # waits for extract to dead-letter it
+def test_an_upload_the_pipeline_refuses_reads_as_rejected_with_its_reason(api: Api) -> None:
+    truncated = encode(artwork(), ".png")[:300]  # PNG magic bytes: the gateway accepts it
+    with api.client(api.platform_a) as a:
+        accepted = _upload(a, truncated, author="erin")
+        assert accepted.status_code == 202, accepted.text
+        post_id = accepted.json()["post_id"]
+
+        def rejected() -> dict[str, Any] | None:
+            body: dict[str, Any] = a.get(f"/v1/posts/{post_id}").json()
+            return body if body["status"] == "rejected" else None
+
+        post = wait_for("the rejection", rejected)
+        assert post["rejection"]["stage"] == "extract" and post["rejection"]["detail"]
+        assert post["rejection"]["reason"] in ("truncated", "corrupt")
+        _assert_problem(a.patch(f"/v1/posts/{post_id}", json={"title": "x"}), 409)

@@ -67,7 +67,9 @@ def _worker_targets_up(settings: Settings) -> set[str]:
 def test_up_starts_w_workers_in_one_group_all_scraped(namespace: Settings) -> None:
     settings = namespace
     started = pipeline_up(settings, workers=2)
-    assert started == ["picnix-worker", "picnix-worker-1", "picnix-pg-sink", "picnix-blob-sink"]
+    assert started == [
+        "picnix-worker", "picnix-worker-1", "picnix-pg-sink", "picnix-blob-sink", "picnix-api",
+    ]
     statuses = pipeline_status(settings)
     assert [s.name for s in statuses] == started
     assert all(s.up for s in statuses), statuses

@@ -134,3 +134,43 @@ def test_producer_refusals_map_to_statuses(image: bytes | None, author: str, sta
     problem = refusal_problem(refused.value)
     assert problem.status == status
     assert problem.detail  # says what failed and why
+
+
+def test_only_dead_letters_naming_an_upload_count_as_rejections() -> None:
+    from schemas.events import UploadRef
+    from stream_processors.dead_letters import dead_letter
+    from web.rejections import rejections_of
+
+    ref = UploadRef("t", 0, 1)
+    named = dead_letter("truncated", "ends inside IDAT", "extract", ref, b"x", "post-1")
+    unnamed = dead_letter("wrong-schema", "not ours", "extract", ref, b"y", None)
+    found = rejections_of([named.to_record(), unnamed.to_record(), b"garbage", None])
+    assert [(e.upload_id, e.reason) for e in found] == [("post-1", "truncated")]
+
+
+def test_openapi_documents_bearer_auth_and_the_multipart_upload() -> None:
+    from infra.settings import Settings
+    from web.app import create_app
+
+    schema = create_app(Settings()).openapi()  # no lifespan: nothing is connected
+    assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert schema["paths"]["/v1/posts/{post_id}"]["get"]["security"] == [{"HTTPBearer": []}]
+    upload = schema["paths"]["/v1/uploads"]["post"]["requestBody"]["content"]
+    assert upload["multipart/form-data"]["schema"]["required"] == ["image", "author"]
+    assert "security" not in schema["paths"]["/healthz"]["get"]
+
+
+def test_text_postgres_cannot_hold_is_refused_before_it_is_published() -> None:
+    from producers.publisher import check_text
+    from web.routes_uploads import form_text
+
+    with pytest.raises(UploadRefused) as refused:
+        build_upload("u1", "ali\x00ce", "", distinct_png(1), max_bytes=10**7)
+    assert refused.value.reason == "invalid-text" and "author" in refused.value.detail
+    assert refusal_problem(refused.value).status == 422
+    with pytest.raises(UploadRefused, match="title"):
+        check_text("post p1", title="a\x00b", description="")
+    check_text("post p1", title="fine", description="")
+    with pytest.raises(Problem, match="required"):
+        form_text({}, "author", required=True)
+    assert form_text({}, "title", required=False) == ""
