@@ -141,7 +141,11 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
     from web.keys import Role, create_key
 
-    new = create_key(settings.pg_dsn, args.name, Role(args.role))
+    try:
+        new = create_key(settings.pg_dsn, args.name, Role(args.role))
+    except ValueError as exc:
+        print(f"keys create refused: {exc}", file=sys.stderr)
+        return 1
     print(f"{new.key.role.value} key {new.key.key_id} for {new.key.name!r} (shown once, only its "
           "hash is stored):")
     print(new.plaintext)

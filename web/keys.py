@@ -66,6 +66,12 @@ def create_key(dsn: str, name: str, role: Role) -> NewKey:
         raise ValueError("a key needs a non-empty name (the platform or operator it belongs to)")
     key_id, plaintext = generate_key()
     with psycopg.connect(dsn) as conn:
+        # A name is a scope: a platform key named like an operator would see its uploads.
+        other = conn.execute(
+            "SELECT role FROM api_keys WHERE name = %s AND role <> %s LIMIT 1", (name, role.value)
+        ).fetchone()
+        if other:
+            raise ValueError(f"{name!r} already names {other[0]} keys; a name has one role")
         conn.execute(
             "INSERT INTO api_keys (key_id, name, role, key_hash) VALUES (%s, %s, %s, %s)",
             (key_id, name, role.value, hash_key(plaintext)),

@@ -149,6 +149,18 @@ def test_every_v1_call_needs_a_valid_key(api: Api) -> None:
         assert {"/v1/uploads", "/v1/posts/{post_id}", "/v1/images/{sha256}"} <= set(schema["paths"])
 
 
+def test_a_key_name_has_one_role(api: Api) -> None:
+    """Names scope what a platform sees: a second key of platform-a shares its posts, but an
+    operator key cannot take a platform's name."""
+    refused = subprocess.run(
+        [sys.executable, "-m", "infra.cli", "keys", "create", "platform-a", "--role", "operator"],
+        env={**api.settings.to_env(), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 1 and "one role" in refused.stderr
+    assert refused.stdout == ""  # no key printed
+
+
 def test_invalid_uploads_are_refused_and_publish_nothing(api: Api) -> None:
     before = _uploads_end(api.settings)
     cap = api.settings.max_image_bytes
@@ -258,6 +270,8 @@ def test_a_platform_sees_only_its_own_posts_and_an_operator_all(
         listed = [p["post_id"] for p in b.get("/v1/posts").json()["items"]]
         assert original["post_id"] not in listed and copy["post_id"] not in listed
         assert b.get("/v1/alerts").json()["items"] == []
+    with api.client(_create_key(api.settings, "platform-a")) as rotated:  # same platform
+        assert rotated.get(f"/v1/posts/{original['post_id']}").status_code == 200
     with api.client(api.operator) as ops:
         assert ops.get(f"/v1/posts/{copy['post_id']}").json()["post_id"] == copy["post_id"]
         listed = [p["post_id"] for p in ops.get("/v1/posts").json()["items"]]
