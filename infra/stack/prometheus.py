@@ -63,6 +63,7 @@ def render_config(settings: Settings) -> str:
         metrics_port_pg_sink=settings.metrics_port_pg_sink,
         metrics_port_blob_sink=settings.metrics_port_blob_sink,
         metrics_port_replay=settings.metrics_port_replay,
+        api_target=settings.http_url.removeprefix("http://"),
         minio_scheme="https" if settings.s3_secure else "http",
         minio_target=f"{host}:{port}",
     )
