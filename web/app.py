@@ -40,7 +40,12 @@ def create_app(settings: Settings) -> FastAPI:
             finally:
                 set_ready(False)
 
-    app = FastAPI(title="PicNix", version="1", description=DESCRIPTION, lifespan=lifespan)
+    # No /docs or /redoc: FastAPI's pages load their JavaScript from a CDN, and nothing this
+    # server shows may depend on one; the schema itself is /openapi.json.
+    app = FastAPI(
+        title="PicNix", version="1", description=DESCRIPTION, lifespan=lifespan,
+        docs_url=None, redoc_url=None,
+    )
     problems.install(app)
 
     @app.exception_handler(KafkaError)

@@ -174,3 +174,12 @@ def test_text_postgres_cannot_hold_is_refused_before_it_is_published() -> None:
     with pytest.raises(Problem, match="required"):
         form_text({}, "author", required=True)
     assert form_text({}, "title", required=False) == ""
+
+
+def test_no_page_that_loads_scripts_from_a_cdn_is_served() -> None:
+    from infra.settings import Settings
+    from web.app import create_app
+
+    paths = {getattr(route, "path", None) for route in create_app(Settings()).routes}
+    assert "/openapi.json" in paths
+    assert not paths & {"/docs", "/redoc", "/docs/oauth2-redirect"}
