@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import cv2
@@ -200,6 +201,24 @@ def test_idempotency_key_replays_the_answer_and_refuses_another_body(api: Api) -
     with api.client(api.platform_b) as b:  # keys are per platform: B's own upload-4 is new
         assert _upload(b, image, headers=headers).json() != first.json()
     assert _uploads_end(api.settings) == before + 2
+
+
+def test_concurrent_retries_with_one_idempotency_key_publish_once(api: Api) -> None:
+    """Five clients send the same upload with the same key at once: the unique key makes all
+    but one wait for the first's commit, then answer its 202."""
+    image = distinct_png(7)
+    before = _uploads_end(api.settings)
+
+    def send(_: int) -> httpx.Response:
+        with api.client(api.platform_a) as a:
+            return _upload(a, image, headers={"Idempotency-Key": "burst-7"})
+
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        answers = list(pool.map(send, range(5)))
+    assert [r.status_code for r in answers] == [202] * 5
+    assert len({r.json()["post_id"] for r in answers}) == 1
+    assert sum(r.headers.get("idempotent-replayed") == "true" for r in answers) == 4
+    assert _uploads_end(api.settings) == before + 1
 
 
 @pytest.mark.slow  # waits for decisions
