@@ -50,10 +50,11 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(KafkaError)
     async def _kafka_down(request: Request, exc: KafkaError) -> JSONResponse:
+        # Publishing retries across a broker restart before it gets here (UploadPublisher).
         problem = problems.Problem(
             503, "kafka-unavailable",
-            f"publishing to {settings.topic_uploads} at {settings.kafka_bootstrap} failed "
-            f"after retries: {type(exc).__name__}: {exc}; nothing was accepted, retry later",
+            f"{request.method} {request.url.path} needs Kafka at {settings.kafka_bootstrap}, "
+            f"which failed: {type(exc).__name__}: {exc}; nothing was published, retry later",
             headers={"Retry-After": "10"},
         )
         return problems.problem_response(problem, request.url.path)
