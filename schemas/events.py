@@ -143,9 +143,13 @@ def _check(where: str, expected: Any, value: Any) -> Any:
             return value
         raise SchemaError("wrong-type", f"{where} must be an integer, got {type(value).__name__}")
     if expected is str:
-        if isinstance(value, str):
-            return value
-        raise SchemaError("wrong-type", f"{where} must be a string, got {type(value).__name__}")
+        if not isinstance(value, str):
+            raise SchemaError("wrong-type", f"{where} must be a string, got {type(value).__name__}")
+        if "\x00" in value:
+            # no PostgreSQL text can hold it: let through, it would stop the Postgres sink at
+            # this record on every retry, and every decision behind it
+            raise SchemaError("invalid-text", f"{where} contains a NUL character")
+        return value
     if expected is bool:
         if isinstance(value, bool):
             return value

@@ -81,11 +81,14 @@ def _malformed() -> list[tuple[bytes, str]]:
     missing = {"schema": "picnix.UploadEvent", "version": 1, "author": "a", "title": "t",
                "uploaded_at": "now"}
     unknown = {**missing, "upload_id": "x", "version": 7}
+    # published by another producer than ours (which refuses it): Postgres can't store a NUL
+    nul_title = {**missing, "upload_id": "nul-title", "title": "cat\u0000"}
     return [
         (b'{"upload_id": "json-but-not-an-event"}', "malformed"),
         (_frame(b"{this is not json"), "malformed-json"),
         (_frame(json.dumps(missing).encode()), "missing-field"),
         (_frame(json.dumps(unknown).encode()), "unknown-version"),
+        (_frame(json.dumps(nul_title).encode()), "invalid-text"),
     ]
 
 

@@ -68,6 +68,8 @@ def _header_record(header: dict[str, object], payload: bytes = b"") -> bytes:
                          "author": "a", "title": "t", "uploaded_at": "x"}), "wrong-type"),
         (_header_record({"schema": "picnix.UploadEvent", "version": 1, "upload_id": " ",
                          "author": "a", "title": "t", "uploaded_at": "x"}), "empty-field"),
+        (_header_record({"schema": "picnix.UploadEvent", "version": 1, "upload_id": "u",
+                         "author": "a", "title": "t\u0000", "uploaded_at": "x"}), "invalid-text"),
     ],
 )
 def test_malformed_records_are_rejected_with_their_reason(record: bytes, code: str) -> None:
