@@ -62,19 +62,18 @@ STAGE_DECIDE = "decide"
 # image-refs) or only on a restore (stored-images): their reads are bloom-filtered misses or
 # page-cache hits, so a 1 MiB cache and memtables lose nothing and keep a worker's RocksDB RAM
 # at ~21 MiB instead of 96 (with 2 workers the standby replicas count twice).
-RECORD_TABLE_OPTIONS: dict[str, Any] = {
-    "block_cache_size": ROCKS_BLOCK_CACHE_BYTES,
-    "block_cache_compressed_size": 0,
-    "write_buffer_size": ROCKS_WRITE_BUFFER_BYTES,
-    "max_write_buffer_number": ROCKS_MAX_WRITE_BUFFERS,
-}
+def _rocks_table_options(cache_bytes: int, write_buffer_bytes: int) -> dict[str, Any]:
+    return {
+        "block_cache_size": cache_bytes,
+        "block_cache_compressed_size": 0,
+        "write_buffer_size": write_buffer_bytes,
+        "max_write_buffer_number": ROCKS_MAX_WRITE_BUFFERS,
+    }
+
+
 SMALL_TABLE_BYTES = 1024 * 1024
-SMALL_TABLE_OPTIONS: dict[str, Any] = {
-    "block_cache_size": SMALL_TABLE_BYTES,
-    "block_cache_compressed_size": 0,
-    "write_buffer_size": SMALL_TABLE_BYTES,
-    "max_write_buffer_number": ROCKS_MAX_WRITE_BUFFERS,
-}
+RECORD_TABLE_OPTIONS = _rocks_table_options(ROCKS_BLOCK_CACHE_BYTES, ROCKS_WRITE_BUFFER_BYTES)
+SMALL_TABLE_OPTIONS = _rocks_table_options(SMALL_TABLE_BYTES, SMALL_TABLE_BYTES)
 
 
 def create_app(settings: Settings) -> faust.App:

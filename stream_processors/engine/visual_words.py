@@ -135,6 +135,17 @@ def _take_rows(packed: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return items.take(rows).view(np.uint8).reshape(-1, width)
 
 
+def _expand_runs(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(run number, position) of every element of the runs ``starts[i] .. starts[i] +
+    lengths[i]``, without a Python loop: how a query reads its words' posting lists."""
+    nz = np.flatnonzero(lengths)
+    starts, lengths = starts[nz], lengths[nz]
+    cum = np.cumsum(lengths)
+    total = int(cum[-1]) if cum.size else 0
+    idx = np.arange(total, dtype=np.int64) + np.repeat(starts - (cum - lengths), lengths)
+    return np.repeat(nz, lengths), idx
+
+
 def word_rows(descriptor_sets: list[np.ndarray]) -> np.ndarray:
     """(n, WORDS_PER_IMAGE * WORD_TABLES) int64: each image's posted words, padded with -1
     (the input of ``VisualWordIndex.add_many``)."""
@@ -286,15 +297,8 @@ class VisualWordIndex:
             lengths = self._offsets[buckets + 1].astype(np.int64) - starts
             # a bucket longer than the cutoff can only hold words too common to matter
             lengths[lengths > 2 * MAX_POSTINGS] = 0
-            total = int(lengths.sum())
-            if total:
-                nz = np.flatnonzero(lengths)
-                starts, lengths = starts[nz], lengths[nz]
-                cum = np.cumsum(lengths)
-                idx = np.arange(total, dtype=np.int64) + np.repeat(
-                    starts - (cum - lengths), lengths
-                )
-                widx = np.repeat(nz, lengths)
+            widx, idx = _expand_runs(starts, lengths)
+            if idx.size:
                 post = _decode(_take_rows(self._post, idx))
                 if r:
                     ok = (post & ((1 << r) - 1)) == (qwords[widx] & ((1 << r) - 1))
@@ -305,14 +309,9 @@ class VisualWordIndex:
             # each query word's postings are one run of the sorted delta
             starts = np.searchsorted(self._delta, qwords << DELTA_KEY_BITS)
             lengths = np.searchsorted(self._delta, (qwords + 1) << DELTA_KEY_BITS) - starts
-            nz = np.flatnonzero(lengths)
-            if nz.size:
-                starts, lengths = starts[nz], lengths[nz]
-                cum = np.cumsum(lengths)
-                idx = np.arange(int(cum[-1]), dtype=np.int64) + np.repeat(
-                    starts - (cum - lengths), lengths
-                )
-                out_w.append(np.repeat(nz, lengths))
+            widx, idx = _expand_runs(starts, lengths)
+            if idx.size:
+                out_w.append(widx)
                 out_k.append(self._delta[idx] & _DELTA_KEY_MASK)
         if not out_w:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
