@@ -1,4 +1,5 @@
-"""The server's Prometheus metrics: request counts and latency by method, route and status.
+"""The server's Prometheus metrics: request counts and latency by method, route and status, and
+the consumer groups' lag it reads from Kafka (``record_consumer_lag``).
 
 The route label is the matched route's template (``/v1/posts/{post_id}``), never the raw path,
 so ids in URLs cannot grow the number of series; a path no route matches counts as
@@ -11,8 +12,10 @@ from __future__ import annotations
 import time
 
 from fastapi import Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from infra.consumer_lag import TopicLag
 
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -25,6 +28,18 @@ LATENCY = Histogram(
     ["method", "route", "status"], buckets=LATENCY_BUCKETS,
 )
 UNMATCHED = "unmatched"
+# Read by `picnix serve` from the broker (infra.consumer_lag) for every group that commits to
+# Kafka; the Postgres sink's own position is picnix_sink_lag_records{sink="postgres"}.
+CONSUMER_LAG = Gauge(
+    "picnix_consumer_lag_records",
+    "Records of a topic its consumer group has not committed, summed over partitions",
+    ["group", "topic"],
+)
+CONSUMER_LAG_COLLECTED = Gauge(
+    "picnix_consumer_lag_collected_timestamp_seconds",
+    "Unix time of the last successful reading of the group's lag",
+    ["group"],
+)
 
 
 def route_label(scope: Scope) -> str:
@@ -59,6 +74,15 @@ class MetricsMiddleware:
             labels = (scope["method"], route_label(scope), str(status))
             REQUESTS.labels(*labels).inc()
             LATENCY.labels(*labels).observe(time.perf_counter() - started)
+
+
+def record_consumer_lag(lags: list[TopicLag], collected_at: float) -> None:
+    """Publish one reading; a group or topic absent from it keeps its last value, and its
+    collection timestamp then tells how old that value is."""
+    for lag in lags:
+        CONSUMER_LAG.labels(group=lag.group, topic=lag.topic).set(lag.records)
+    for group in {lag.group for lag in lags}:
+        CONSUMER_LAG_COLLECTED.labels(group=group).set(collected_at)
 
 
 def metrics_response() -> Response:

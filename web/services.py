@@ -21,12 +21,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import Depends, Request
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from infra.consumer_lag import poll_consumer_lag
 from infra.kafka_clients import topic_partitions
 from infra.settings import Settings
 from producers.publisher import UploadPublisher
 from sinks.dead_letters_view import count_dead_letters
 from sinks.migrate import migration_names
 from sinks.object_store import ObjectStore
+from web.metrics import record_consumer_lag
 from web.problems import Problem
 from web.ratelimit import RateLimiter
 from web.rejections import follow_rejections
@@ -90,6 +92,12 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         stack.push_async_callback(offsets.stop)
         follower = asyncio.create_task(follow_rejections(settings), name="follow-rejections")
         stack.push_async_callback(_cancel, follower)
+        # the consumer groups' lag for /metrics: read here because Prometheus scrapes this
+        # process, and a stuck consumer cannot report its own lag
+        lag = asyncio.create_task(
+            poll_consumer_lag(settings, record_consumer_lag), name="consumer-lag"
+        )
+        stack.push_async_callback(_cancel, lag)
         yield Services(
             settings=settings, pool=pool, publisher=publisher, store=ObjectStore(settings),
             limiter=RateLimiter(settings.api_rate_per_minute, settings.api_rate_burst),
