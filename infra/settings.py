@@ -63,7 +63,13 @@ class Settings:
     api_page_limit: int = 100
     # Faust
     faust_app_id: str = "picnix"
+    # Each worker's web server (searches are forwarded between workers through it): the host
+    # others reach it at, and worker 0's port (worker N adds N strides).
+    faust_web_host: str = "127.0.0.1"
     faust_web_port: int = 16066
+    # Where `picnix serve` sends a search (comma-separated worker web URLs, any worker will do:
+    # it forwards to the one holding the engine); empty means this machine's workers.
+    search_worker_urls: str = ""
     # RocksDB keeps decide's tables on local disk: a restarted worker reads only the changelog
     # tail, and state need not fit in memory (signatures of millions of images).
     faust_store: str = "rocksdb://"
@@ -129,6 +135,16 @@ class Settings:
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.http_port}"
+
+    @property
+    def search_urls(self) -> list[str]:
+        """The worker web servers a search may be sent to, tried in order."""
+        if self.search_worker_urls.strip():
+            return [u.strip().rstrip("/") for u in self.search_worker_urls.split(",") if u.strip()]
+        return [
+            f"http://{self.faust_web_host}:{self.faust_web_port + WORKER_PORT_STRIDE * i}"
+            for i in range(self.default_workers)
+        ]
 
     @property
     def prometheus_url(self) -> str:

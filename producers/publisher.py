@@ -58,22 +58,26 @@ def check_text(where: str, **fields: str) -> None:
             )
 
 
+def check_image(image: bytes, max_bytes: int, where: str) -> None:
+    """The checks an image passes before it is published (or searched): not empty, under the
+    cap, and a supported format by its magic bytes; :class:`UploadRefused` says which failed."""
+    if not image:
+        raise UploadRefused("empty", f"{where}: the image has no bytes")
+    if len(image) > max_bytes:
+        raise UploadRefused("too-large", f"{where}: {len(image)} bytes > cap {max_bytes}")
+    try:
+        sniff_format(image)
+    except ImageRejected as exc:
+        raise UploadRefused(str(exc.reason), f"{where}: {exc.detail}") from exc
+
+
 def build_upload(
     upload_id: str, author: str, title: str, image: bytes, max_bytes: int, *,
     description: str = "", filename: str = "", uploaded_at: str | None = None,
 ) -> UploadEvent:
     """Validate and build an upload event; raises :class:`UploadRefused` with the reason."""
-    if not image:
-        raise UploadRefused("empty", f"{filename or upload_id}: the image has no bytes")
-    if len(image) > max_bytes:
-        raise UploadRefused(
-            "too-large", f"{filename or upload_id}: {len(image)} bytes > cap {max_bytes}"
-        )
+    check_image(image, max_bytes, filename or upload_id)
     check_text(filename or upload_id, author=author, title=title, description=description)
-    try:
-        sniff_format(image)
-    except ImageRejected as exc:
-        raise UploadRefused(str(exc.reason), f"{filename or upload_id}: {exc.detail}") from exc
     try:
         return UploadEvent(
             upload_id=upload_id,

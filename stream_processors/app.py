@@ -38,7 +38,7 @@ from schemas.events import (
 )
 from stream_processors import metrics
 from stream_processors.dead_letters import dead_letter
-from stream_processors.decider import Decider, Emit, Pending, Refuse
+from stream_processors.decider import Decider, Emit, Pending, Refuse, SearchResult
 from stream_processors.engine.decision import DecisionKind
 from stream_processors.engine.decode import DecodeLimits
 from stream_processors.engine.feature_store import (
@@ -48,8 +48,9 @@ from stream_processors.engine.feature_store import (
     MappingFeatureStore,
 )
 from stream_processors.engine.method import build_method
-from stream_processors.extraction import Rejection, extract_features
+from stream_processors.extraction import Rejection, extract_features, extract_probe
 from stream_processors.memory_release import RELEASE_INTERVAL_S, release_free_memory
+from stream_processors.search_view import SearchRefused, install_search_view
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +94,13 @@ def create_app(settings: Settings) -> faust.App:
         # A SIGKILLed worker's partitions move to its successor after this, not Faust's 60 s.
         broker_session_timeout=10.0,
         broker_heartbeat_interval=3.0,
-        # Faust's web server only serves its own stats pages; bind it to loopback on our port.
-        web_enabled=False,
-        web_host="127.0.0.1",
+        # The web server answers searches (search_view) beside Faust's own stats pages; the
+        # canonical URL is how the other workers reach this one to forward a search to it.
+        web_enabled=True,
+        web_host=settings.faust_web_host,
         web_port=settings.faust_web_port,
+        canonical_url=f"http://{settings.faust_web_host}:{settings.faust_web_port}",
+        web_application_options={"client_max_size": settings.max_record_bytes},
     )
     raw: dict[str, Any] = {
         "key_type": bytes,
@@ -163,6 +167,9 @@ def create_app(settings: Settings) -> faust.App:
     decide_method = build_method(settings.engine_method, MappingFeatureStore(local_table))
     decider = Decider(decide_method, posts_table, stored_table, refs_table)
     decide_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decide")
+    # Held from a decision's begin to its commit, and by a search while it evaluates: a search
+    # reads the engine on the decide thread, and must not see a decision half applied.
+    engine_lock = asyncio.Lock()
 
     @app.on_partitions_revoked.connect
     async def drop_decide_state(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -184,14 +191,15 @@ def create_app(settings: Settings) -> faust.App:
                 continue
             assert isinstance(parsed, FeatureEvent | PostUpdateEvent | PostDeleteEvent)
             started = time.perf_counter()
-            step = decider.begin(parsed, seq=event.message.offset)
-            if isinstance(step, Pending):
-                # this agent awaits each decision before the next event, so nothing changes the
-                # engine while evaluate reads it on the decide thread
-                decision = await loop.run_in_executor(decide_executor, decider.evaluate, step)
-                outcome: Emit | Refuse = decider.commit(step, decision)
-            else:
-                outcome = step
+            async with engine_lock:
+                step = decider.begin(parsed, seq=event.message.offset)
+                if isinstance(step, Pending):
+                    # this agent awaits each decision before the next event, and searches wait
+                    # for the lock, so nothing changes the engine while evaluate reads it
+                    decision = await loop.run_in_executor(decide_executor, decider.evaluate, step)
+                    outcome: Emit | Refuse = decider.commit(step, decision)
+                else:
+                    outcome = step
             metrics.DECIDE_SECONDS.observe(time.perf_counter() - started)
             if isinstance(outcome, Refuse):
                 await _dead_letter(
@@ -201,6 +209,20 @@ def create_app(settings: Settings) -> faust.App:
             _count(outcome)
             await decisions_topic.send(key=event.key, value=outcome.event.to_record())
 
+    async def search(image: bytes) -> SearchResult | SearchRefused:
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        probe = await loop.run_in_executor(executor, extract_probe, image, decide_method, limits)
+        if isinstance(probe, Rejection):
+            metrics.SEARCHES.labels(outcome="refused").inc()
+            return SearchRefused(422, probe.reason, probe.detail)
+        async with engine_lock:
+            result = await loop.run_in_executor(decide_executor, decider.search, probe)
+        metrics.SEARCHES.labels(outcome="match" if result.match else "no-match").inc()
+        metrics.SEARCH_SECONDS.observe(time.perf_counter() - started)
+        return result
+
+    install_search_view(app, posts_table, settings.topic_features, search)
     return app
 
 

@@ -37,6 +37,8 @@ from stream_processors.engine.method import DedupMethod
 
 REASON_UNKNOWN_POST = "unknown-post"
 REASON_METHOD_MISMATCH = "method-mismatch"
+# The id a search probe is evaluated under: no upload id is empty, so it can name no image.
+SEARCH_PROBE_ID = ""
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,28 @@ class Refuse:
 
 
 DecideOutcome = Emit | Refuse
+
+
+@dataclass(frozen=True)
+class SearchMatch:
+    """The stored image a searched picture is a copy of, and how the engine matched it."""
+
+    image_id: str
+    sha256: str
+    method: str
+    distance: float | None
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What deciding a picture now would say, without deciding it: the stored image it copies,
+    or else the cluster it would join (None: it would start one). ``stored_images`` is how many
+    images and aliases the engine held when it answered."""
+
+    match: SearchMatch | None
+    cluster_id: str | None
+    cluster_distance: float | None
+    stored_images: int
 
 
 @dataclass(frozen=True)
@@ -127,6 +151,24 @@ class Decider:
         """The decision for a pending upload. It only reads state, so the worker runs it off the
         event loop; nothing may change the state between it and ``commit``."""
         return self._method.evaluate(pending.feature.upload_id, pending.signature)
+
+    def search(self, signature: Any) -> SearchResult:
+        """Evaluate a picture against the current state and keep nothing: the same engine call a
+        decision makes, with no ``commit``. Like ``evaluate`` it only reads, so the caller must
+        keep decisions from committing while it runs."""
+        if not self._restored:
+            self.restore()
+        decision = self._method.evaluate(SEARCH_PROBE_ID, signature)
+        stored = len(self._stored)
+        if decision.kind is DecisionKind.DUPLICATE_REFERENCE:
+            match = SearchMatch(
+                decision.image_id, self._sha256_of_image(decision.image_id), decision.method,
+                decision.distance,
+            )
+            return SearchResult(match, decision.cluster_id, None, stored)
+        if decision.kind is DecisionKind.MERGE_CENTER:
+            return SearchResult(None, decision.cluster_id, decision.distance, stored)
+        return SearchResult(None, None, None, stored)
 
     def _latest(self, post_id: str) -> Event | None:
         raw = self._posts.get(post_id)
@@ -213,12 +255,15 @@ class Decider:
         image_id = decision.decision.image_id
         if image_id == decision.upload_id:
             return decision.image.sha256
+        return self._sha256_of_image(image_id, f"post {decision.upload_id}")
+
+    def _sha256_of_image(self, image_id: str, wanted_by: str = "a search") -> str:
         original = self._latest(image_id)
         if isinstance(original, DecisionEvent):
             return original.image.sha256
         if isinstance(original, PostDeletedEvent):
             return original.sha256
-        raise LookupError(f"post {decision.upload_id} references unknown image {image_id}")
+        raise LookupError(f"{wanted_by} references unknown image {image_id}")
 
 
 def _to_info(decision: Decision) -> DecisionInfo:

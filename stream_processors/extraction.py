@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from schemas.events import FeatureEvent, ImageInfo, PostInfo, UploadEvent, UploadRef
 from stream_processors.engine.decode import DecodeLimits, ImageRejected, decode_image
@@ -36,3 +37,13 @@ def extract_features(
         extract_seconds=time.perf_counter() - started,
         signature=signature,
     )
+
+
+def extract_probe(image: bytes, method: DedupMethod, limits: DecodeLimits) -> Any | Rejection:
+    """A searched picture's signature, decoded under the same limits as an upload, so a search
+    refuses exactly what the pipeline would dead-letter."""
+    try:
+        decoded = decode_image(image, limits)
+    except ImageRejected as exc:
+        return Rejection(reason=str(exc.reason), detail=exc.detail)
+    return method.extract(decoded)

@@ -35,3 +35,10 @@ UPLOAD_TO_DECISION_SECONDS = Histogram(
     "From the upload's timestamp (set by the producer) to its decision being emitted",
     buckets=LATENCY_BUCKETS,
 )
+SEARCHES = Counter(
+    "picnix_searches_total", "Searches answered by this worker's engine", ["outcome"]
+)
+SEARCH_SECONDS = Histogram(
+    "picnix_search_seconds", "Decode + signature + engine evaluate per search",
+    buckets=EXTRACT_BUCKETS,
+)

@@ -16,7 +16,15 @@ from fastapi.responses import JSONResponse
 
 from infra.readiness import set_ready
 from infra.settings import Settings
-from web import problems, routes_images, routes_ops, routes_posts, routes_reads, routes_uploads
+from web import (
+    problems,
+    routes_images,
+    routes_ops,
+    routes_posts,
+    routes_reads,
+    routes_search,
+    routes_uploads,
+)
 from web.metrics import MetricsMiddleware
 from web.services import open_services
 
@@ -67,7 +75,9 @@ def create_app(settings: Settings) -> FastAPI:
         )
         return problems.problem_response(problem, request.url.path)
 
-    for module in (routes_uploads, routes_posts, routes_images, routes_reads, routes_ops):
+    for module in (
+        routes_uploads, routes_posts, routes_images, routes_reads, routes_search, routes_ops
+    ):
         app.include_router(module.router)
     app.add_middleware(MetricsMiddleware)
     return app

@@ -103,6 +103,24 @@ class LifecycleAccepted(BaseModel):
     status_url: str
 
 
+class SearchMatch(BaseModel):
+    """A stored image the searched picture is a copy of."""
+
+    image: ImageRef
+    evidence: Evidence
+    posts: list[Post] = Field(description="posts showing the image (first post first)")
+
+
+class SearchResult(BaseModel):
+    """Whether the picture is already stored, decided by the engine against its current state;
+    nothing was stored or changed. A platform key sees a match only through its own posts."""
+
+    matches: list[SearchMatch] = Field(
+        description="the stored image an upload of this picture would reference; empty if none"
+    )
+    searched_images: int = Field(description="images and aliases the engine held when it answered")
+
+
 class Stats(BaseModel):
     uploads: int = Field(description="posts decided and held (deleted posts not counted)")
     images: int = Field(description="distinct images stored")

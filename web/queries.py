@@ -194,6 +194,17 @@ async def duplicates_of(
     return [post_from_row(r) for r in await _rows(conn, query, [post_id, post_id, *params, limit])]
 
 
+async def posts_showing(
+    conn: psycopg.AsyncConnection, image_id: str, platform: str | None, limit: int
+) -> list[Post]:
+    """The posts that show a stored image, its first post first: what a search's match is."""
+    scope, params = _scope(platform)
+    query = sql.SQL(
+        "SELECT {}{} WHERE p.image_id = %s AND {} ORDER BY p.decided_seq, p.post_id LIMIT %s"
+    ).format(_POST_COLUMNS, _POST_FROM, scope)
+    return [post_from_row(r) for r in await _rows(conn, query, [image_id, *params, limit])]
+
+
 async def similar_to(
     conn: psycopg.AsyncConnection, post_id: str, platform: str | None, limit: int
 ) -> list[Post]:

@@ -69,6 +69,22 @@ def refusal_problem(exc: UploadRefused) -> Problem:
     return Problem(status, f"upload-{exc.reason}", exc.detail, title=title)
 
 
+def check_multipart(request: Request, cap: int, what: str) -> None:
+    """Refuse a form that cannot hold an image under the cap (413, before reading it) or that
+    is not multipart (415, ``what`` says which form was expected)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > cap + FORM_OVERHEAD_BYTES:
+        raise Problem(
+            413, "upload-too-large",
+            f"the request is {int(declared)} bytes; an image may be at most {cap} bytes",
+        )
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "multipart/form-data":
+        raise Problem(
+            415, "not-multipart", f"{what}; got Content-Type {media_type or 'none'!r}"
+        )
+
+
 def form_text(form: Any, name: str, required: bool) -> str:
     """A text field of the upload form, refused (422, naming it) when missing, a file or too
     long; "" for an optional field left out. What the text may hold, build_upload checks."""
@@ -103,19 +119,8 @@ async def create_upload(
     request: Request, key: Caller, svc: Svc,
 ) -> JSONResponse:
     cap = svc.settings.max_image_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > cap + FORM_OVERHEAD_BYTES:
-        raise Problem(
-            413, "upload-too-large",
-            f"the request is {int(declared)} bytes; an image may be at most {cap} bytes",
-        )
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "multipart/form-data":
-        raise Problem(
-            415, "not-multipart",
-            f"uploads are multipart/form-data with fields image, author, title, description; "
-            f"got Content-Type {media_type or 'none'!r}",
-        )
+    check_multipart(request, cap, "uploads are multipart/form-data with fields image, author, "
+                    "title, description")
     idem_key = request.headers.get("idempotency-key")
     if idem_key is not None and not 0 < len(idem_key) <= IDEMPOTENCY_KEY_MAX:
         raise Problem(

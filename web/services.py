@@ -1,6 +1,7 @@
 """What the server holds while it runs: a Postgres pool, the Kafka publisher, the object store,
-the rate limiter, a consumer that reads the dead-letter topic's offsets, and the task that
-records the pipeline's rejections of uploads (``web.rejections``).
+the rate limiter, a consumer that reads the dead-letter topic's offsets, the HTTP session that
+asks the workers' engine for searches, and the task that records the pipeline's rejections of
+uploads (``web.rejections``).
 
 Opened once at start (so the first request pays no connection set-up) and closed at shutdown.
 None of them decides anything: reads go to what the sinks wrote, writes go to Kafka.
@@ -32,6 +33,7 @@ from web.metrics import record_consumer_lag
 from web.problems import Problem
 from web.ratelimit import RateLimiter
 from web.rejections import follow_rejections
+from web.search_client import WorkerSearch
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ class Services:
     store: ObjectStore
     limiter: RateLimiter
     offsets: AIOKafkaConsumer
+    search: WorkerSearch
     dlq_partitions: list[TopicPartition] = field(default_factory=list)
 
     @asynccontextmanager
@@ -90,6 +93,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         )
         await offsets.start()
         stack.push_async_callback(offsets.stop)
+        search = await stack.enter_async_context(WorkerSearch(settings.search_urls))
         follower = asyncio.create_task(follow_rejections(settings), name="follow-rejections")
         stack.push_async_callback(_cancel, follower)
         # the consumer groups' lag for /metrics: read here because Prometheus scrapes this
@@ -101,7 +105,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         yield Services(
             settings=settings, pool=pool, publisher=publisher, store=ObjectStore(settings),
             limiter=RateLimiter(settings.api_rate_per_minute, settings.api_rate_burst),
-            offsets=offsets,
+            offsets=offsets, search=search,
             dlq_partitions=await topic_partitions(settings, settings.topic_uploads_dlq),
         )
 

@@ -27,7 +27,7 @@ from infra.settings import Settings
 from tests.conftest import free_port
 from tests.e2e.api_server import running_server
 from tests.e2e.waiting import wait_for
-from tests.imagegen import artwork, distinct_png, encode
+from tests.imagegen import artwork, distinct_png, encode, jpeg
 
 pytestmark = [pytest.mark.e2e]
 
@@ -51,20 +51,24 @@ def _client(settings: Settings, key: str | None) -> httpx.Client:
     return httpx.Client(base_url=settings.http_url, headers=headers, timeout=60)
 
 
-def _uploads_end(settings: Settings) -> int:
-    """Records in the uploads topic: what 'nothing new was published' is measured on."""
+def _topic_end(settings: Settings, topic: str) -> int:
+    """Records in a topic: what 'nothing new was published' is measured on."""
     from infra.kafka_clients import manual_consumer, topic_partitions
 
     async def end() -> int:
         consumer = manual_consumer(settings, group_id=None)
         await consumer.start()
         try:
-            parts = await topic_partitions(settings, settings.topic_uploads)
+            parts = await topic_partitions(settings, topic)
             return sum((await consumer.end_offsets(parts)).values())
         finally:
             await consumer.stop()
 
     return asyncio.run(end())
+
+
+def _uploads_end(settings: Settings) -> int:
+    return _topic_end(settings, settings.topic_uploads)
 
 
 def _upload(
@@ -425,3 +429,66 @@ def test_an_upload_the_pipeline_refuses_reads_as_rejected_with_its_reason(api: A
         assert post["rejection"]["stage"] == "extract" and post["rejection"]["detail"]
         assert post["rejection"]["reason"] in ("truncated", "corrupt")
         _assert_problem(a.patch(f"/v1/posts/{post_id}", json={"title": "x"}), 409)
+
+
+def _search(client: httpx.Client, image: bytes, name: str = "probe.jpg") -> httpx.Response:
+    return client.post("/v1/search", files={"image": (name, image, "application/octet-stream")})
+
+
+def _decisions_end(settings: Settings) -> int:
+    return _topic_end(settings, settings.topic_decisions)
+
+
+def test_search_finds_the_original_of_a_copy_and_stores_nothing(
+    api: Api, original_and_copy: tuple[dict[str, Any], dict[str, Any], bytes]
+) -> None:
+    original, copy, image = original_and_copy
+    sha = hashlib.sha256(image).hexdigest()
+    picture = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_COLOR)
+    assert picture is not None
+    # a resized JPEG copy: no byte in common with what is stored
+    copy_jpeg = jpeg(cv2.resize(picture, (256, 192), interpolation=cv2.INTER_AREA), quality=80)
+    uploads, decisions = _uploads_end(api.settings), _decisions_end(api.settings)
+    with api.client(api.operator) as ops:
+        stats = ops.get("/v1/stats").json()
+        found = ops.post("/v1/search", files={"image": ("c.jpg", copy_jpeg, "image/jpeg")})
+        assert found.status_code == 200, found.text
+        body = found.json()
+        assert len(body["matches"]) == 1 and body["searched_images"] >= 1
+        match = body["matches"][0]
+        assert match["image"]["sha256"] == sha
+        assert match["evidence"]["method"]
+        posts = [p["post_id"] for p in match["posts"]]
+        assert posts[:2] == [original["post_id"], copy["post_id"]]
+        unseen = _search(ops, distinct_png(4242), "unseen.png")
+        assert unseen.status_code == 200 and unseen.json()["matches"] == []
+        # nothing was published or decided, and the figures did not move
+        assert _uploads_end(api.settings) == uploads
+        assert _decisions_end(api.settings) == decisions
+        assert ops.get("/v1/stats").json() == stats
+    # every worker answers: the one without the engine forwards to the one that holds it
+    answers = [
+        httpx.post(f"{url}/search", content=copy_jpeg, timeout=60).json()
+        for url in api.settings.search_urls
+    ]
+    assert len(answers) == api.settings.default_workers
+    assert all(a["match"]["sha256"] == sha for a in answers)
+    assert len({a["worker"] for a in answers}) == 1
+    with api.client(api.platform_a) as a:
+        mine = _search(a, copy_jpeg).json()["matches"]
+        assert [m["image"]["sha256"] for m in mine] == [sha]
+    with api.client(api.platform_b) as b:
+        assert _search(b, copy_jpeg).json()["matches"] == []  # not among platform-b's posts
+
+
+def test_search_refuses_what_an_upload_would(api: Api) -> None:
+    with api.client(None) as anonymous:
+        _assert_problem(_search(anonymous, distinct_png(5)), 401)
+    with api.client(api.platform_a) as a:
+        assert "not an image" in _assert_problem(_search(a, b"words, no picture"), 415)["detail"]
+        _assert_problem(a.post("/v1/search", data={"author": "alice"}), 415)
+        no_image = a.post("/v1/search", files={"author": (None, "alice")})
+        assert "image" in _assert_problem(no_image, 422)["detail"]
+        truncated = distinct_png(6)[:60]  # PNG magic bytes, then nothing decodable
+        problem = _assert_problem(_search(a, truncated, "t.png"), 422)
+        assert problem["type"].startswith("urn:picnix:problem:image-")

@@ -181,3 +181,42 @@ def test_an_invalidated_decider_rebuilds_from_its_tables() -> None:
     again = _emitted(here.handle(_feature("u2", _png(1), 2), seq=2)).event
     assert isinstance(again, DecisionEvent)
     assert again.decision.kind == "duplicate-reference" and again.decision.image_id == "u1"
+
+
+def _probe(data: bytes) -> object:
+    return build_method("default").extract(decode_image(data))
+
+
+def test_search_finds_the_stored_original_of_a_copy_and_changes_nothing() -> None:
+    tables = Tables()
+    decider = tables.decider()
+    decider.handle(_feature("u1", _png(1), 0), seq=0)
+    decider.handle(_feature("u2", _png(2), 1), seq=1)
+    before = tables.snapshot()
+
+    exact = decider.search(_probe(_png(1)))
+    assert exact.match is not None and exact.match.image_id == "u1"
+    assert exact.match.sha256 == hashlib.sha256(_png(1)).hexdigest()
+    assert exact.match.method == "default:sha256" and exact.stored_images == 2
+    resized = decider.search(_probe(_png(2, size=128)))
+    assert resized.match is not None and resized.match.image_id == "u2"
+    assert resized.match.sha256 == hashlib.sha256(_png(2)).hexdigest()
+    unseen = decider.search(_probe(_png(3)))
+    assert unseen.match is None
+    assert tables.snapshot() == before
+
+    # searching left the engine as it was: the next upload decides as if no search happened
+    fresh = Tables()
+    control = fresh.decider()
+    control.handle(_feature("u1", _png(1), 0), seq=0)
+    control.handle(_feature("u2", _png(2), 1), seq=1)
+    nxt = _feature("u3", _png(3), 2)
+    assert decider.handle(nxt, seq=2) == control.handle(nxt, seq=2)
+
+
+def test_a_fresh_decider_restores_its_tables_before_it_searches() -> None:
+    tables = Tables()
+    tables.decider().handle(_feature("u1", _png(1), 0), seq=0)
+    restarted = tables.copy().decider()
+    found = restarted.search(_probe(_png(1, size=128)))
+    assert found.match is not None and found.match.image_id == "u1"
