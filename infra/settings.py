@@ -33,6 +33,8 @@ class Settings:
     topic_uploads_dlq: str = "picnix.uploads.dlq"
     topic_features: str = "picnix.features"
     topic_decisions: str = "picnix.decisions"
+    # possible-IP-theft alerts as CloudEvents, for a platform's own consumer (schemas/cloudevents)
+    topic_alerts: str = "picnix.alerts"
     uploads_partitions: int = 4
     max_image_bytes: int = 10 * 1024 * 1024
     # PostgreSQL

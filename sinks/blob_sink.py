@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from minio.error import S3Error
 from urllib3.exceptions import HTTPError
@@ -29,6 +29,7 @@ from schemas.events import (
     UploadRef,
     parse_event,
 )
+from schemas.upload_records import parse_upload_record
 from sinks import metrics
 from sinks.blob_keys import blob_key
 from sinks.dead_letter_producer import send_dead_letter
@@ -82,6 +83,19 @@ class UploadReader:
         await self._consumer.stop()
 
     async def read(self, ref: UploadRef) -> bytes:
+        """The record's value (a ``PNX`` upload is all in it)."""
+        return (await self._record(ref)).value or b""
+
+    async def read_upload(self, ref: UploadRef) -> UploadEvent:
+        """The upload at ``ref`` in either binding: a CloudEvents upload's attributes are in
+        its headers. Raises ``SchemaError`` when the record there is no upload."""
+        record = await self._record(ref)
+        event = parse_upload_record(list(record.headers), record.value, record.timestamp)
+        if not isinstance(event, UploadEvent):
+            raise SchemaError("wrong-schema", f"a {type(event).__name__}, not an upload")
+        return event
+
+    async def _record(self, ref: UploadRef) -> ConsumerRecord[bytes, bytes]:
         tp = TopicPartition(ref.topic, ref.partition)
         if self._consumer.assignment() != {tp}:
             self._consumer.assign([tp])
@@ -92,13 +106,13 @@ class UploadReader:
         finally:
             self._consumer.pause(tp)
 
-    async def _read_at(self, tp: TopicPartition, ref: UploadRef) -> bytes:
+    async def _read_at(self, tp: TopicPartition, ref: UploadRef) -> ConsumerRecord[bytes, bytes]:
         deadline = time.monotonic() + FETCH_TIMEOUT_MS / 1000
         while time.monotonic() < deadline:
             batches = await self._consumer.getmany(tp, timeout_ms=1000, max_records=1)
             for record in batches.get(tp, []):
                 if record.offset == ref.offset:
-                    return record.value or b""
+                    return record
                 raise UploadNotFound(f"{ref}: the log returned offset {record.offset} instead")
         # nothing came back: either the broker is away, or the offset is outside the log (its
         # records were deleted up to the end, or it never existed)
@@ -177,7 +191,7 @@ class BlobSink:
         if await asyncio.to_thread(self._store.exists, key):
             return
         try:
-            upload = UploadEvent.from_record(await reader.read(event.upload_ref))
+            upload = await reader.read_upload(event.upload_ref)
         except UploadNotFound as exc:
             await send_dead_letter(
                 producer, self._settings, SINK, UPLOAD_MISSING, str(exc), ref, value,

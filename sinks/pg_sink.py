@@ -2,7 +2,8 @@
 
 Its Kafka position is stored in ``sink_offsets`` in the same transaction as the rows of a batch,
 so a crash at any point either keeps the whole batch and its offset or neither: at-least-once
-delivery becomes an exactly-once effect without relying on Kafka commits.
+delivery becomes an exactly-once effect without relying on Kafka commits. The batch's new
+alerts go out on the alerts topic before that transaction commits (see ``alert_producer``).
 """
 
 from __future__ import annotations
@@ -12,14 +13,17 @@ import logging
 import time
 
 import psycopg
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from infra.kafka_clients import manual_consumer, reliable_producer, topic_partitions
 from infra.readiness import set_ready
 from infra.settings import Settings
+from schemas.cloudevents import IpTheftAlert
 from schemas.envelope import SchemaError
 from schemas.events import DECISION_TOPIC_EVENTS, Event, UploadRef, parse_event
 from sinks import metrics
+from sinks.alert_producer import publish_alerts
 from sinks.dead_letter_producer import send_dead_letter
 from sinks.pg_writer import write_event
 
@@ -55,19 +59,31 @@ class PostgresSink:
         known = {TopicPartition(t, p): o for t, p, o in rows}
         return {tp: known[tp] for tp in partitions if tp in known}
 
-    def write_batch(self, tp: TopicPartition, events: list[Event], next_offset: int) -> int:
-        """Write the events and the new position atomically; returns how many changed rows."""
+    async def write_batch(
+        self, tp: TopicPartition, events: list[Event], next_offset: int,
+        producer: AIOKafkaProducer,
+    ) -> int:
+        """Write the events and the new position atomically; returns how many changed rows.
+
+        The batch's new alerts are published inside the transaction, before its commit: a send
+        that fails raises and rolls the batch back, to be written (and sent) again.
+        """
         conn = self._connection()
         written = 0
+        alerts: list[IpTheftAlert] = []
         with conn.transaction():
             for event in events:
-                written += write_event(conn, event)
+                result = write_event(conn, event)
+                written += result.changed
+                if result.alert is not None:
+                    alerts.append(result.alert)
             conn.execute(
                 "INSERT INTO sink_offsets (consumer, topic, partition, next_offset)"
                 " VALUES (%s, %s, %s, %s) ON CONFLICT (consumer, topic, partition)"
                 " DO UPDATE SET next_offset = EXCLUDED.next_offset",
                 (CONSUMER_NAME, tp.topic, tp.partition, next_offset),
             )
+            await publish_alerts(producer, self._settings, alerts)
         return written
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -96,10 +112,16 @@ class PostgresSink:
                     metrics.RECORDS.labels(sink=SINK).inc(len(records))
                     started = time.perf_counter()
                     try:
-                        written = self.write_batch(tp, events, records[-1].offset + 1)
-                    except psycopg.OperationalError as exc:
+                        written = await self.write_batch(
+                            tp, events, records[-1].offset + 1, producer
+                        )
+                    except (psycopg.OperationalError, KafkaError) as exc:
+                        # KafkaError: an alert was not acknowledged, so the batch rolled back
                         metrics.FAILURES.labels(sink=SINK).inc()
-                        log.warning("postgres unavailable (%s); retrying from stored offset", exc)
+                        log.warning(
+                            "postgres or the alerts topic unavailable (%s); retrying from the"
+                            " stored offset", exc,
+                        )
                         self._drop_connection()
                         await asyncio.sleep(RETRY_SECONDS)
                         await self._seek_to_stored(consumer, partitions)

@@ -1,20 +1,36 @@
 """Writes one decision into PostgreSQL as keyed, idempotent statements.
 
 Every insert is ``ON CONFLICT DO NOTHING`` and counters move only when their row was inserted,
-so a decision delivered twice (a re-emitted decision, a replayed log) changes nothing.
+so a decision delivered twice (a re-emitted decision, a replayed log) changes nothing. An alert
+row that is new is handed back, for the sink to publish before it commits the batch.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import psycopg
 
+from schemas.cloudevents import IpTheftAlert
 from schemas.events import DecisionEvent, Event, PostDeletedEvent, PostUpdatedEvent
 from sinks.blob_keys import blob_key
 from stream_processors.engine.decision import DecisionKind
 
 
-def write_decision(conn: psycopg.Connection, ev: DecisionEvent) -> bool:
-    """Apply one decision inside the caller's transaction; True if the post was new."""
+@dataclass(frozen=True)
+class Written:
+    """What applying one event did: whether any row changed, and the alert it raised if new."""
+
+    changed: bool
+    alert: IpTheftAlert | None = None
+
+
+UNCHANGED = Written(changed=False)
+CHANGED = Written(changed=True)
+
+
+def write_decision(conn: psycopg.Connection, ev: DecisionEvent) -> Written:
+    """Apply one decision inside the caller's transaction; changed if the post was new."""
     d, post, image = ev.decision, ev.post, ev.image
     kind = DecisionKind(d.kind)
     if kind is not DecisionKind.DUPLICATE_REFERENCE:
@@ -55,24 +71,48 @@ def write_decision(conn: psycopg.Connection, ev: DecisionEvent) -> bool:
         ),
     ).fetchone()
     if not inserted:
-        return False
+        return UNCHANGED
     conn.execute("UPDATE images SET ref_count = ref_count + 1 WHERE image_id = %s", (d.image_id,))
-    if kind is DecisionKind.DUPLICATE_REFERENCE:
-        conn.execute(
-            "INSERT INTO matches (post_id, image_id, distance, method) VALUES (%s, %s, %s, %s)"
-            " ON CONFLICT DO NOTHING",
-            (ev.upload_id, d.image_id, d.distance, d.method),
-        )
-        conn.execute(
-            "INSERT INTO alerts (post_id, image_id, author, original_author)"
-            " SELECT %s, image_id, %s, first_author FROM images"
-            " WHERE image_id = %s AND first_author <> %s ON CONFLICT DO NOTHING",
-            (ev.upload_id, post.author, d.image_id, post.author),
-        )
-    return True
+    if kind is not DecisionKind.DUPLICATE_REFERENCE:
+        return CHANGED
+    conn.execute(
+        "INSERT INTO matches (post_id, image_id, distance, method) VALUES (%s, %s, %s, %s)"
+        " ON CONFLICT DO NOTHING",
+        (ev.upload_id, d.image_id, d.distance, d.method),
+    )
+    return Written(changed=True, alert=_insert_alert(conn, ev))
 
 
-def write_update(conn: psycopg.Connection, ev: PostUpdatedEvent) -> bool:
+def _insert_alert(conn: psycopg.Connection, ev: DecisionEvent) -> IpTheftAlert | None:
+    """A duplicate by another author than the image's first: the alert, if its row is new."""
+    row = conn.execute(
+        "WITH added AS ("
+        " INSERT INTO alerts (post_id, image_id, author, original_author)"
+        " SELECT %s, image_id, %s, first_author FROM images"
+        " WHERE image_id = %s AND first_author <> %s ON CONFLICT DO NOTHING"
+        " RETURNING post_id, image_id, author, original_author, created_at)"
+        " SELECT added.post_id, images.first_post_id, added.author, added.original_author,"
+        " added.image_id, images.sha256, added.created_at"
+        " FROM added JOIN images USING (image_id)",
+        (ev.upload_id, ev.post.author, ev.decision.image_id, ev.post.author),
+    ).fetchone()
+    if row is None:
+        return None
+    post_id, original_post_id, author, original_author, image_id, sha256, created_at = row
+    return IpTheftAlert(
+        post_id=post_id,
+        original_post_id=original_post_id,
+        author=author,
+        original_author=original_author,
+        image_id=image_id,
+        image_sha256=sha256,
+        method=ev.decision.method,
+        distance=ev.decision.distance,
+        detected_at=created_at.isoformat(),
+    )
+
+
+def write_update(conn: psycopg.Connection, ev: PostUpdatedEvent) -> Written:
     """Set a post's text; writing the same text again on a re-delivery changes nothing."""
     row = conn.execute(
         "UPDATE posts SET title = %s, description = %s, updated_at = %s"
@@ -80,10 +120,10 @@ def write_update(conn: psycopg.Connection, ev: PostUpdatedEvent) -> bool:
         " RETURNING post_id",
         (ev.title, ev.description, ev.updated_at, ev.post_id, ev.title, ev.description),
     ).fetchone()
-    return row is not None
+    return CHANGED if row is not None else UNCHANGED
 
 
-def write_delete(conn: psycopg.Connection, ev: PostDeletedEvent) -> bool:
+def write_delete(conn: psycopg.Connection, ev: PostDeletedEvent) -> Written:
     """Remove a post; if it was its image's last, the image leaves its cluster and the table."""
     conn.execute("DELETE FROM alerts WHERE post_id = %s", (ev.post_id,))
     conn.execute("DELETE FROM matches WHERE post_id = %s", (ev.post_id,))
@@ -91,7 +131,7 @@ def write_delete(conn: psycopg.Connection, ev: PostDeletedEvent) -> bool:
         "DELETE FROM posts WHERE post_id = %s RETURNING image_id", (ev.post_id,)
     ).fetchone()
     if not deleted:
-        return False
+        return UNCHANGED
     conn.execute(
         "UPDATE images SET ref_count = ref_count - 1 WHERE image_id = %s", (ev.image_id,)
     )
@@ -109,11 +149,11 @@ def write_delete(conn: psycopg.Connection, ev: PostDeletedEvent) -> bool:
             conn.execute(
                 "DELETE FROM clusters WHERE cluster_id = %s AND member_count = 0", (left[0],)
             )
-    return True
+    return CHANGED
 
 
-def write_event(conn: psycopg.Connection, ev: Event) -> bool:
-    """Apply any event of ``picnix.decisions``; True if it changed something."""
+def write_event(conn: psycopg.Connection, ev: Event) -> Written:
+    """Apply any event of ``picnix.decisions``: what it changed, and the new alert it raised."""
     if isinstance(ev, DecisionEvent):
         return write_decision(conn, ev)
     if isinstance(ev, PostUpdatedEvent):

@@ -23,10 +23,10 @@ from typing import Any
 import faust
 
 from infra.settings import Settings
+from schemas.cloudevents import upload_id_of
 from schemas.envelope import SchemaError
 from schemas.events import (
     FEATURE_TOPIC_EVENTS,
-    UPLOAD_TOPIC_EVENTS,
     DecisionEvent,
     FeatureEvent,
     PostDeletedEvent,
@@ -36,6 +36,7 @@ from schemas.events import (
     UploadRef,
     parse_event,
 )
+from schemas.upload_records import MS_PER_S, parse_upload_record
 from stream_processors import metrics
 from stream_processors.dead_letters import dead_letter
 from stream_processors.decider import Decider, Emit, Pending, Refuse, SearchResult
@@ -137,10 +138,17 @@ def create_app(settings: Settings) -> faust.App:
         async for event in stream.events():
             ref = UploadRef(event.message.topic, event.message.partition, event.message.offset)
             record: bytes = event.value
+            # PNX frames carry none; a CloudEvents record's attributes travel with its letter
+            headers = list(event.message.headers or ())
             try:
-                parsed = parse_event(record, UPLOAD_TOPIC_EVENTS)
+                # a record without a timestamp (none since Kafka 0.10) would fall back to 0
+                timestamp_ms = round((event.message.timestamp or 0) * MS_PER_S)
+                parsed = parse_upload_record(headers, record, timestamp_ms)
             except SchemaError as exc:
-                await _dead_letter(dlq, STAGE_EXTRACT, exc.code, exc.detail, ref, record, None)
+                await _dead_letter(
+                    dlq, STAGE_EXTRACT, exc.code, exc.detail, ref, record, upload_id_of(headers),
+                    headers,
+                )
                 continue
             if not isinstance(parsed, UploadEvent):
                 # Lifecycle events need no extraction; they keep their order behind the upload.
@@ -153,7 +161,8 @@ def create_app(settings: Settings) -> faust.App:
             )
             if isinstance(result, Rejection):
                 await _dead_letter(
-                    dlq, STAGE_EXTRACT, result.reason, result.detail, ref, record, parsed.upload_id
+                    dlq, STAGE_EXTRACT, result.reason, result.detail, ref, record,
+                    parsed.upload_id, headers,
                 )
                 continue
             metrics.EXTRACT_SECONDS.observe(result.extract_seconds)
@@ -257,9 +266,13 @@ async def _dead_letter(
     dlq: faust.TopicT,
     stage: str,
     reason: str, detail: str, ref: UploadRef, record: bytes | None,
-    upload_id: str | None,
+    upload_id: str | None, headers: list[tuple[str, bytes]] | None = None,
 ) -> None:
+    """``headers``: the input's own, kept on the letter: a CloudEvents record's attributes are
+    there, not in its value, and the letter must keep the whole input."""
     log.warning("dead-letter %s at %s: %s", reason, ref, detail)
     metrics.DLQ.labels(reason=reason).inc()
     event = dead_letter(reason, detail, stage, ref, record, upload_id)
-    await dlq.send(key=(upload_id or "").encode() or None, value=event.to_record())
+    await dlq.send(
+        key=(upload_id or "").encode() or None, value=event.to_record(), headers=headers or None
+    )

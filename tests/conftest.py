@@ -35,6 +35,7 @@ def _namespaced(base: Settings, tag: str) -> Settings:
         topic_uploads_dlq=f"{prefix}.uploads.dlq",
         topic_features=f"{prefix}.features",
         topic_decisions=f"{prefix}.decisions",
+        topic_alerts=f"{prefix}.alerts",
         faust_app_id=prefix,
         pg_database=f"picnix_test_{tag}",
         s3_bucket=prefix,

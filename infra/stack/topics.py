@@ -44,6 +44,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         # One partition: `decide` sees every image in one fixed order (DESIGN.md).
         TopicSpec(settings.topic_features, 1, {"max.message.bytes": str(FEATURES_MAX_BYTES)}),
         TopicSpec(settings.topic_decisions, 1),
+        TopicSpec(settings.topic_alerts, 1),
     ]
 
 
