@@ -20,6 +20,11 @@ BYTES_STORED = Counter(
     "picnix_blob_bytes_stored_total", "Bytes written to the object store (distinct images)"
 )
 DELETES = Counter("picnix_blob_deletes_total", "Objects deleted because no post shows them")
+# Alerts are decided where the Postgres sink writes them (the original's author is a row
+# there); counted once their batch is committed, so a batch retried after a failure counts once.
+ALERTS = Counter(
+    "picnix_alerts_total", "IP-theft alerts raised: a duplicate of an image another author posted"
+)
 LAG = Gauge(
     "picnix_sink_lag_records", "Records between the sink's position and the log end", ["sink"]
 )

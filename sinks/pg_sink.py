@@ -84,6 +84,7 @@ class PostgresSink:
                 (CONSUMER_NAME, tp.topic, tp.partition, next_offset),
             )
             await publish_alerts(producer, self._settings, alerts)
+        metrics.ALERTS.inc(len(alerts))  # committed now: a batch rolled back counted nothing
         return written
 
     async def run(self, stop: asyncio.Event) -> None:

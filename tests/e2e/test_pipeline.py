@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from infra.consumer_lag import watched_groups
 from infra.settings import Settings
 from producers.replay import ReplaySummary, discover, replay, upload_id_for
 from scripts.make_sample_dataset import SampleDataset
@@ -161,3 +162,41 @@ def test_every_dashboard_panel_query_answers_from_the_real_prometheus(
             return answer if answer["data"]["result"] else None
 
         wait_for(f"series for the panel query {expr}", series, timeout=60)
+
+
+def test_consumer_lag_of_every_group_and_topic_reaches_the_real_prometheus(
+    pipeline: Settings, replayed: ReplaySummary
+) -> None:
+    """``picnix serve`` reads each Kafka consumer group's lag from the broker; Prometheus holds
+    one series per watched group and topic, and once the replay is consumed each reads 0."""
+    wanted = {(g.group, topic) for g in watched_groups(pipeline) for topic in g.topics}
+
+    def lags() -> dict[tuple[str, str], float] | None:
+        answer = _prometheus_query(pipeline, "picnix_consumer_lag_records")
+        found = {
+            (s["metric"]["group"], s["metric"]["topic"]): float(s["value"][1])
+            for s in answer["data"]["result"]
+            if (s["metric"]["group"], s["metric"]["topic"]) in wanted
+        }
+        return found if set(found) == wanted and not any(found.values()) else None
+
+    wait_for(f"zero consumer lag in Prometheus for {sorted(wanted)}", lags, timeout=60)
+
+
+def test_alerts_counted_by_the_postgres_sink_match_the_alerts_table(
+    pipeline: Settings, replayed: ReplaySummary
+) -> None:
+    """The sample's copies by another author raise alerts; the sink's counter, as Prometheus
+    scraped it, says as many as the table holds (the second replay raised none)."""
+    with psycopg.connect(pipeline.pg_dsn) as conn:
+        (alerts,) = conn.execute("SELECT count(*) FROM alerts").fetchone()  # type: ignore[misc]
+    assert alerts > 0, "the sample has exact copies by another author"
+
+    def counted() -> float | None:
+        result = _prometheus_query(
+            pipeline, 'sum(picnix_alerts_total{job="picnix-pg-sink"})'
+        )["data"]["result"]
+        value = float(result[0]["value"][1]) if result else None
+        return value if value == alerts else None
+
+    wait_for(f"picnix_alerts_total = {alerts} in Prometheus", counted, timeout=60)
