@@ -26,6 +26,7 @@ from web import (
     routes_uploads,
 )
 from web.metrics import MetricsMiddleware
+from web.pages.mount import install_pages
 from web.services import open_services
 
 DESCRIPTION = (
@@ -79,5 +80,6 @@ def create_app(settings: Settings) -> FastAPI:
         routes_uploads, routes_posts, routes_images, routes_reads, routes_search, routes_ops
     ):
         app.include_router(module.router)
+    install_pages(app)  # the web page for moderators, on the same reads and publishing paths
     app.add_middleware(MetricsMiddleware)
     return app

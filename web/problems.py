@@ -23,6 +23,7 @@ TYPE_PREFIX = "urn:picnix:problem:"
 _TITLES = {
     400: "Bad request",
     401: "Unauthorized",
+    403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",

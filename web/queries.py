@@ -277,6 +277,52 @@ async def image_visible(
     return bool(await _rows(conn, query, params))
 
 
+@dataclass(frozen=True)
+class BadgeCounts:
+    """What a post's thumbnail says beside its decision: how many posts of other images share
+    its cluster, and how many other posts show its own stored image."""
+
+    similar: int = 0
+    copies: int = 0
+
+
+async def badge_counts(
+    conn: psycopg.AsyncConnection, post_ids: list[str], platform: str | None
+) -> dict[str, BadgeCounts]:
+    """Badge counts for a page of posts in one query, counting only posts the caller may see."""
+    scope, params = _scope(platform)
+    query = sql.SQL(
+        "SELECT p.post_id,"
+        " count(*) FILTER (WHERE q.image_id <> p.image_id) AS similar,"
+        " count(*) FILTER (WHERE q.image_id = p.image_id) AS copies"
+        " FROM posts p JOIN images i ON i.image_id = p.image_id"
+        " JOIN images j ON j.cluster_id = i.cluster_id"
+        " JOIN posts q ON q.image_id = j.image_id AND q.post_id <> p.post_id"
+        " LEFT JOIN api_uploads u ON u.post_id = q.post_id"
+        " WHERE p.post_id = ANY(%s) AND {} GROUP BY p.post_id"
+    ).format(scope)
+    rows = await _rows(conn, query, [post_ids, *params])
+    return {r["post_id"]: BadgeCounts(r["similar"], r["copies"]) for r in rows}
+
+
+async def upload_positions(
+    conn: psycopg.AsyncConnection, post_ids: list[str], platform: str | None
+) -> dict[str, tuple[int, int]]:
+    """(partition, offset) of the upload record the API published, for each of ``post_ids``
+    the API published and the caller may see; a post another producer published (a replay) has
+    none, so its own bytes cannot be found again (only the stored image it shows)."""
+    scope, params = _scope(platform)
+    rows = await _rows(
+        conn,
+        sql.SQL(
+            "SELECT u.post_id, u.topic_partition, u.topic_offset FROM api_uploads u"
+            " WHERE u.post_id = ANY(%s) AND {}"
+        ).format(scope),
+        [post_ids, *params],
+    )
+    return {r["post_id"]: (r["topic_partition"], r["topic_offset"]) for r in rows}
+
+
 # ---------------------------------------------------------------------------------------------
 # The API's own rows
 

@@ -15,8 +15,9 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from sinks.blob_keys import blob_key
 from web import queries
 from web.auth import Caller
+from web.keys import ApiKey
 from web.problems import Problem
-from web.services import Svc
+from web.services import Services, Svc
 
 router = APIRouter(tags=["images"])
 CACHE_CONTROL = "private, max-age=31536000, immutable"
@@ -42,13 +43,21 @@ async def get_image(
     request: Request,
     sha256: str = Path(pattern="^[0-9a-f]{64}$", description="lowercase hex SHA-256"),
 ) -> Response:
+    return await image_response(svc, key, sha256, request.headers.get("if-none-match"))
+
+
+async def image_response(
+    svc: Services, key: ApiKey, sha256: str, if_none_match: str | None
+) -> Response:
+    """A stored image's bytes as the key may see them, or a 304 / a 404 saying why not; the
+    API's route and the web page's cookie-authenticated route both answer through here."""
     async with svc.connection() as conn:
         visible = await queries.image_visible(conn, sha256, key.platform)
     if not visible:
         raise Problem(404, "image-not-found", f"no stored image {sha256} visible to this key")
     etag = f'"{sha256}"'
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
-    if etag_matches(request.headers.get("if-none-match"), etag):
+    if etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
     stored = await run_in_threadpool(svc.store.open, blob_key(sha256))
     if stored is None:

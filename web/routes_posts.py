@@ -27,7 +27,7 @@ def _not_found(post_id: str) -> Problem:
     return Problem(404, "post-not-found", f"no post {post_id!r} visible to this key")
 
 
-async def _find(svc: Services, post_id: str, key: ApiKey) -> Post:
+async def find_post(svc: Services, post_id: str, key: ApiKey) -> Post:
     """The post as the caller may see it: decided; or, when the API published it and no decision
     is in Postgres, pending or rejected (dead-lettered); a deletion already asked makes it gone."""
     async with svc.connection() as conn:
@@ -42,6 +42,34 @@ async def _find(svc: Services, post_id: str, key: ApiKey) -> Post:
     return upload.undecided_post()
 
 
+async def publish_update(
+    svc: Services, key: ApiKey, post_id: str, *, title: str | None, description: str | None
+) -> None:
+    """Publish a post's new title and/or description as the lifecycle update event; a field
+    given as None keeps its current value. PATCH and the web page's edit form both come here,
+    so an edit from either travels behind the upload the same way."""
+    post = await find_post(svc, post_id, key)
+    if post.status in ("deleting", "rejected"):
+        raise Problem(
+            409, f"post-{post.status}", f"post {post_id!r} is {post.status}: nothing to edit"
+        )
+    new_title = post.title if title is None else title
+    new_description = post.description if description is None else description
+    try:
+        await svc.publisher.update_post(post_id, new_title, new_description)
+    except UploadRefused as exc:
+        raise Problem(422, exc.reason, exc.detail) from exc
+
+
+async def publish_deletion(svc: Services, key: ApiKey, post_id: str) -> None:
+    """Publish a post's deletion once: asking again while it travels publishes nothing more.
+    DELETE and the web page's delete form both come here."""
+    await find_post(svc, post_id, key)
+    async with svc.connection() as conn, conn.transaction():
+        if await queries.record_deletion(conn, post_id, key.key_id):
+            await svc.publisher.delete_post(post_id)
+
+
 def _page_limit(svc: Services, limit: int | None) -> int:
     return min(limit or svc.settings.api_page_limit, svc.settings.api_page_limit)
 
@@ -50,7 +78,7 @@ def _page_limit(svc: Services, limit: int | None) -> int:
 async def get_post(
     post_id: str, key: Caller, svc: Svc
 ) -> Post:
-    return await _find(svc, post_id, key)
+    return await find_post(svc, post_id, key)
 
 
 @router.get("/v1/posts", response_model=PostPage)
@@ -85,17 +113,7 @@ async def update_post(post_id: str, patch: PostPatch, key: Caller, svc: Svc) -> 
     """Change the title and/or description; a field left out keeps its current value."""
     if patch.title is None and patch.description is None:
         raise Problem(422, "empty-patch", "send at least one of title, description")
-    post = await _find(svc, post_id, key)
-    if post.status in ("deleting", "rejected"):
-        raise Problem(
-            409, f"post-{post.status}", f"post {post_id!r} is {post.status}: nothing to edit"
-        )
-    title = post.title if patch.title is None else patch.title
-    description = post.description if patch.description is None else patch.description
-    try:
-        await svc.publisher.update_post(post_id, title, description)
-    except UploadRefused as exc:
-        raise Problem(422, exc.reason, exc.detail) from exc
+    await publish_update(svc, key, post_id, title=patch.title, description=patch.description)
     return LifecycleAccepted(post_id=post_id, action="update", status_url=f"/v1/posts/{post_id}")
 
 
@@ -104,10 +122,7 @@ async def delete_post(
     post_id: str, key: Caller, svc: Svc
 ) -> LifecycleAccepted:
     """Delete a post; asking again while the deletion travels publishes nothing more."""
-    await _find(svc, post_id, key)
-    async with svc.connection() as conn, conn.transaction():
-        if await queries.record_deletion(conn, post_id, key.key_id):
-            await svc.publisher.delete_post(post_id)
+    await publish_deletion(svc, key, post_id)
     return LifecycleAccepted(post_id=post_id, action="delete", status_url=f"/v1/posts/{post_id}")
 
 
@@ -117,7 +132,7 @@ async def post_duplicates(
     post_id: str, limit: int | None = Query(None, ge=1, le=1000),
 ) -> list[Post]:
     """Other posts that reference the same stored image, the original's first."""
-    await _find(svc, post_id, key)
+    await find_post(svc, post_id, key)
     async with svc.connection() as conn:
         return await queries.duplicates_of(conn, post_id, key.platform, _page_limit(svc, limit))
 
@@ -128,6 +143,6 @@ async def post_similar(
     post_id: str, limit: int | None = Query(None, ge=1, le=1000),
 ) -> list[Post]:
     """Posts of the other images in this post's cluster, in the order they joined it."""
-    await _find(svc, post_id, key)
+    await find_post(svc, post_id, key)
     async with svc.connection() as conn:
         return await queries.similar_to(conn, post_id, key.platform, _page_limit(svc, limit))

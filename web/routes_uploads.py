@@ -18,9 +18,10 @@ from starlette.datastructures import UploadFile
 from producers.publisher import UploadRefused, build_upload
 from web import queries
 from web.auth import Caller
+from web.keys import ApiKey
 from web.models import UploadAccepted
 from web.problems import Problem
-from web.services import Svc
+from web.services import Services, Svc
 
 router = APIRouter(tags=["uploads"])
 
@@ -138,6 +139,22 @@ async def create_upload(
         author = form_text(form, "author", required=True)
         title = form_text(form, "title", required=False)
         description = form_text(form, "description", required=False)
+    post_id, replayed = await publish_upload(
+        svc, key, author=author, title=title, description=description, image=image,
+        filename=filename, idem_key=idem_key,
+    )
+    return _accepted(post_id, replayed=replayed)
+
+
+async def publish_upload(
+    svc: Services, key: ApiKey, *, author: str, title: str, description: str, image: bytes,
+    filename: str, idem_key: str | None = None,
+) -> tuple[str, bool]:
+    """Validate and publish one upload as the producer API does, recording it for the key's
+    scope: (post id, whether an Idempotency-Key replayed an earlier one). The gateway and the
+    web page's upload form both publish through here. Refusals are Problems (413/415/422/409).
+    """
+    cap = svc.settings.max_image_bytes
     post_id = str(uuid.uuid4())
     try:
         upload = build_upload(
@@ -158,11 +175,11 @@ async def create_upload(
                         f"Idempotency-Key {idem_key!r} was used for another upload (post "
                         f"{earlier_post}) with a different body; use a new key for a new upload",
                     )
-                return _accepted(earlier_post, replayed=True)
+                return earlier_post, True
         published = await svc.publisher.publish(upload)
         await queries.record_upload(
             conn, post_id=post_id, platform=platform, key_id=key.key_id, author=author,
             title=title, description=description, sha256=hashlib.sha256(image).hexdigest(),
             byte_size=len(image), partition=published.partition, offset=published.offset,
         )
-    return _accepted(post_id, replayed=False)
+    return post_id, False
