@@ -6,6 +6,7 @@ from aiokafka import AIOKafkaProducer
 
 from infra.settings import Settings
 from schemas.events import UploadRef
+from sinks import metrics
 from stream_processors.dead_letters import dead_letter
 
 
@@ -15,3 +16,4 @@ async def send_dead_letter(
 ) -> None:
     event = dead_letter(reason, detail, stage, ref, original, upload_id)
     await producer.send_and_wait(settings.topic_uploads_dlq, event.to_record())
+    metrics.DEAD_LETTERS.labels(sink=stage, reason=reason).inc()

@@ -25,6 +25,12 @@ DELETES = Counter("picnix_blob_deletes_total", "Objects deleted because no post 
 ALERTS = Counter(
     "picnix_alerts_total", "IP-theft alerts raised: a duplicate of an image another author posted"
 )
+# Not picnix_dlq_total (the workers'): one process may import both modules, and a name can be
+# registered once; the dashboard adds the two by reason.
+DEAD_LETTERS = Counter(
+    "picnix_sink_dead_letters_total", "Records a sink sent to the dead-letter topic",
+    ["sink", "reason"],
+)
 LAG = Gauge(
     "picnix_sink_lag_records", "Records between the sink's position and the log end", ["sink"]
 )

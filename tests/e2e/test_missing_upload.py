@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import urllib.parse
+import urllib.request
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
@@ -96,3 +99,14 @@ def test_a_decision_whose_upload_is_gone_is_dead_lettered_and_the_sink_goes_on(
     # the original decision is kept whole, so the post can be repaired from a re-upload
     assert letters[0].original == asyncio.run(_decision_records(settings))["gone-1"]
     assert not store.exists(blob_key(hashlib.sha256(gone).hexdigest()))
+    # counted by sink and reason, which the dashboard's dead-letters panel shows
+    wait_for("the sink's dead letter in Prometheus", lambda: _scraped_dead_letters(settings) == 1,
+             timeout=60)
+
+
+def _scraped_dead_letters(settings: Settings) -> float | None:
+    expr = f'picnix_sink_dead_letters_total{{sink="{SINK}",reason="{UPLOAD_MISSING}"}}'
+    url = f"{settings.prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        result = json.load(resp)["data"]["result"]
+    return float(result[0]["value"][1]) if result else None
