@@ -248,7 +248,8 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     )
     code = _cmd_replay(replay_args, settings)
     operator = create_key(settings.pg_dsn, "demo-operator", Role.OPERATOR)
-    print(f"\nHTTP API      {settings.http_url}  (schema: {settings.http_url}/openapi.json)")
+    print(f"\nweb page      {settings.http_url}/  (sign in with the operator key below)")
+    print(f"HTTP API      {settings.http_url}  (schema: {settings.http_url}/openapi.json)")
     print(f"operator key  {operator.plaintext}  (shown once; make more with `picnix keys create`)")
     return code
 
