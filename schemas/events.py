@@ -49,14 +49,27 @@ class ImageInfo:
 
 
 @dataclass(frozen=True)
+class RegionInfo:
+    """Where a duplicate lies in its original, as fractions of the original's width and height
+    (see engine.decision.Region)."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+
+@dataclass(frozen=True)
 class DecisionInfo:
-    """The engine's decision as it travels and is stored (see engine.decision.Decision)."""
+    """The engine's decision as it travels and is stored (see engine.decision.Decision).
+    ``region`` was added later: records written before it parse with None."""
 
     kind: str
     image_id: str
     cluster_id: str
     distance: float | None
     method: str
+    region: RegionInfo | None = None
 
 
 class Event:
@@ -131,6 +144,8 @@ def _check(where: str, expected: Any, value: Any) -> Any:
         kwargs = {}
         for f in dataclasses.fields(expected):
             if f.name not in value:
+                if f.default is not dataclasses.MISSING:
+                    continue  # a field added later, absent from older records
                 raise SchemaError("missing-field", f"{where}.{f.name} is required")
             kwargs[f.name] = _check(f"{where}.{f.name}", hints[f.name], value[f.name])
         return expected(**kwargs)  # type: ignore[operator]

@@ -15,6 +15,7 @@ State lives in mappings the caller provides (Faust tables in the worker, dicts i
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,10 +30,11 @@ from schemas.events import (
     PostDeleteEvent,
     PostUpdatedEvent,
     PostUpdateEvent,
+    RegionInfo,
     StoredImageRecord,
     parse_event,
 )
-from stream_processors.engine.decision import Decision, DecisionKind
+from stream_processors.engine.decision import Decision, DecisionKind, Region
 from stream_processors.engine.method import DedupMethod
 
 REASON_UNKNOWN_POST = "unknown-post"
@@ -68,6 +70,7 @@ class SearchMatch:
     sha256: str
     method: str
     distance: float | None
+    region: Region | None
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,7 @@ class Decider:
         if decision.kind is DecisionKind.DUPLICATE_REFERENCE:
             match = SearchMatch(
                 decision.image_id, self._sha256_of_image(decision.image_id), decision.method,
-                decision.distance,
+                decision.distance, decision.region,
             )
             return SearchResult(match, decision.cluster_id, None, stored)
         if decision.kind is DecisionKind.MERGE_CENTER:
@@ -273,6 +276,9 @@ def _to_info(decision: Decision) -> DecisionInfo:
         cluster_id=decision.cluster_id,
         distance=decision.distance,
         method=decision.method,
+        region=(
+            None if decision.region is None else RegionInfo(**dataclasses.asdict(decision.region))
+        ),
     )
 
 
@@ -284,4 +290,5 @@ def _from_info(upload_id: str, info: DecisionInfo) -> Decision:
         cluster_id=info.cluster_id,
         distance=info.distance,
         method=info.method,
+        region=None if info.region is None else Region(**dataclasses.asdict(info.region)),
     )

@@ -10,6 +10,7 @@ is stored: no table, no topic, no cluster changes.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -55,7 +56,8 @@ def result_json(result: SearchResult, worker: str) -> dict[str, Any]:
     if result.match is not None:
         m = result.match
         match = {"image_id": m.image_id, "sha256": m.sha256, "method": m.method,
-                 "distance": m.distance}
+                 "distance": m.distance,
+                 "region": None if m.region is None else dataclasses.asdict(m.region)}
     return {
         "match": match, "cluster_id": result.cluster_id,
         "cluster_distance": result.cluster_distance, "stored_images": result.stored_images,

@@ -28,11 +28,24 @@ class ImageRef(BaseModel):
     first_author: str
 
 
+class Region(BaseModel):
+    """Where a duplicate lies in its original: fractions of the original's width and height."""
+
+    x0: float = Field(ge=0, le=1)
+    y0: float = Field(ge=0, le=1)
+    x1: float = Field(ge=0, le=1)
+    y1: float = Field(ge=0, le=1)
+
+
 class Evidence(BaseModel):
     """How a duplicate matched the image it references (what Postgres keeps of the decision)."""
 
     method: str
     distance: float | None
+    region: Region | None = Field(
+        None, description="for a match aligned by keypoints (a crop, say): the part of the "
+        "original the duplicate shows; None when whole pictures were compared",
+    )
 
 
 class Decision(BaseModel):

@@ -79,7 +79,9 @@ async def search(request: Request, key: Caller, svc: Svc) -> SearchResult:
         if posts and posts[0].decision is not None:
             matches.append(SearchMatch(
                 image=posts[0].decision.image,
-                evidence=Evidence(method=found["method"], distance=found["distance"]),
+                evidence=Evidence(
+                    method=found["method"], distance=found["distance"], region=found["region"]
+                ),
                 posts=posts,
             ))
     return SearchResult(matches=matches, searched_images=int(body["stored_images"]))

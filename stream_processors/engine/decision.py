@@ -15,6 +15,26 @@ class DecisionKind(StrEnum):
 
 
 @dataclass(frozen=True)
+class Region:
+    """The part of a stored picture an upload shows, as fractions of the picture's width and
+    height (0..1, left/top to right/bottom), measured on its frame after uniform borders are
+    trimmed. A crop of the original shows a small region; a full copy, about all of it."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    def __post_init__(self) -> None:
+        if not (0.0 <= self.x0 <= self.x1 <= 1.0 and 0.0 <= self.y0 <= self.y1 <= 1.0):
+            raise ValueError(f"not a region of the unit square: {self}")
+
+    @property
+    def area(self) -> float:
+        return (self.x1 - self.x0) * (self.y1 - self.y0)
+
+
+@dataclass(frozen=True)
 class Decision:
     """What the engine decided for one upload.
 
@@ -29,6 +49,9 @@ class Decision:
     cluster_id: str
     distance: float | None = None
     method: str = ""
+    # for a duplicate matched by alignment: where in the original the upload lies (None: the
+    # check compared whole pictures)
+    region: Region | None = None
 
     @property
     def is_duplicate(self) -> bool:

@@ -46,7 +46,7 @@ import cv2
 import numpy as np
 
 from stream_processors.engine.clusters import ClusterIndex
-from stream_processors.engine.decision import Decision, DecisionKind
+from stream_processors.engine.decision import Decision, DecisionKind, Region
 from stream_processors.engine.feature_store import FeatureStore, MappingFeatureStore
 from stream_processors.engine.hamming_index import HammingIndex
 from stream_processors.engine.local_features import (
@@ -85,6 +85,7 @@ from stream_processors.engine.verify import (
     estimate_geometry,
     pixel_check,
     refine_alignment,
+    region_shown,
     thumb_affine,
 )
 from stream_processors.engine.visual_words import VisualWordIndex
@@ -105,6 +106,27 @@ COARSE_BYTES = COARSE_BITS // 8
 # 128 bits of SHA-256 identify bytes as surely as 256 (collisions need ~2^64 images)
 SHA256_INDEX_BYTES = 16
 _INT_BYTES = 32  # a key int object (the dict's value)
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A check that passed. ``region``: where the upload lies in the stored picture, for a check
+    that aligned the two by keypoints (None: the check compared whole pictures)."""
+
+    region: Region | None = None
+
+
+WHOLE_PICTURE = Verified()
+# One candidate's verification, run lazily: a Verified when the candidate is a copy, else None.
+Check = Callable[[], Verified | None]
+
+
+@dataclass(frozen=True)
+class Aligned:
+    """One view's aligned-pixel evidence and the stored region that alignment puts it on."""
+
+    check: PixelCheck
+    region: Region
 
 
 class Evidence:
@@ -291,12 +313,12 @@ def _sha_code(sha256: bytes) -> np.ndarray:
 
 
 def _earliest_passing(
-    checks: list[tuple[int, str, Callable[[], bool]]], image_key: Callable[[int], int]
-) -> tuple[int, str] | None:
+    checks: list[tuple[int, str, Check]], image_key: Callable[[int], int]
+) -> tuple[int, str, Verified] | None:
     """Run checks in order until one passes, then only those of candidates whose image was
     stored earlier (``image_key``: an alias ranks as the image it shows), so the earliest stored
     image that verifies is the reference."""
-    best: tuple[int, int, str] | None = None  # (image key, key, how)
+    best: tuple[int, int, str, Verified] | None = None  # (image key, key, how, evidence)
     tried: set[tuple[int, str]] = set()
     for key, how, check in checks:
         rank = image_key(key)
@@ -305,9 +327,10 @@ def _earliest_passing(
         if (key, how) in tried:
             continue
         tried.add((key, how))
-        if check():
-            best = (rank, key, how)
-    return None if best is None else (best[1], best[2])
+        verified = check()
+        if verified is not None:
+            best = (rank, key, how, verified)
+    return None if best is None else (best[1], best[2], best[3])
 
 
 def _is_reflection(variant: int) -> bool:
@@ -369,7 +392,7 @@ class DefaultMethod:
             return quick
         hash_hits = self._hash_candidates(sig)
         by_hash = sorted(hash_hits, key=lambda k: (hash_hits[k][0], k))
-        fast: list[tuple[int, str, Callable[[], bool]]] = [
+        fast: list[tuple[int, str, Check]] = [
             (k, Evidence.HASH_PIXELS, partial(self._fast_check, sig, k, hash_hits[k][1]))
             for k in by_hash
             if hash_hits[k][0] <= SHORTLIST.fast_max_distance
@@ -381,11 +404,13 @@ class DefaultMethod:
             checks = self._keypoint_checks(sig, hash_hits, by_hash)
             found = _earliest_passing(checks, self._image_key)
         if found is not None:
-            key, how = found
+            key, how, verified = found
             dist = hash_hits[key][0] if key in hash_hits else self._code_distance(sig, key)
             image_id = self._id_of_key[key]
             assert image_id is not None
-            return self._duplicate(upload_id, image_id, dist, how)
+            # a region measured on an alias is a region of that copy, not of the original
+            region = verified.region if self._entry_id(key) == image_id else None
+            return self._duplicate(upload_id, image_id, dist, how, region)
         near = self._clusters.nearest(sig.code)
         if near is None:
             return Decision(
@@ -408,7 +433,7 @@ class DefaultMethod:
             hits = self._hashes.search(sig.hashes[variant], QUICK_HASH_RADIUS, SHORTLIST.hash_limit)
             if not hits:
                 continue
-            checks: list[tuple[int, str, Callable[[], bool]]] = [
+            checks: list[tuple[int, str, Check]] = [
                 (key, Evidence.HASH_QUICK, partial(self._quick_check, sig, key, variant))
                 for key, _ in hits
             ]
@@ -421,13 +446,14 @@ class DefaultMethod:
                 return self._duplicate(upload_id, image_id, dist, Evidence.HASH_QUICK)
         return None
 
-    def _quick_check(self, sig: DefaultSignature, key: int, variant: int) -> bool:
+    def _quick_check(self, sig: DefaultSignature, key: int, variant: int) -> Verified | None:
         stored = record_thumb(self._record(key))
-        return quick_clean_copy(apply_dihedral(sig.local.thumb, variant), stored)
+        clean = quick_clean_copy(apply_dihedral(sig.local.thumb, variant), stored)
+        return WHOLE_PICTURE if clean else None
 
     def _keypoint_checks(
         self, sig: DefaultSignature, hash_hits: dict[int, tuple[int, int]], by_hash: list[int]
-    ) -> list[tuple[int, str, Callable[[], bool]]]:
+    ) -> list[tuple[int, str, Check]]:
         """Keypoint verifications of the strongest few candidates: close hashes, then the best
         visual-word scores, then the other hash neighbours (``by_hash``: nearest first)."""
         # which views (upright / mirrored) have evidence for each candidate: a hash variant's
@@ -479,7 +505,9 @@ class DefaultMethod:
         t3 = time.perf_counter()
         return {"hash": (t1 - t0) * 1e3, "words": (t2 - t1) * 1e3, "cluster": (t3 - t2) * 1e3}
 
-    def _duplicate(self, upload_id: str, image_id: str, dist: float, how: str) -> Decision:
+    def _duplicate(
+        self, upload_id: str, image_id: str, dist: float, how: str, region: Region | None = None
+    ) -> Decision:
         stored = self._images[image_id]
         cluster_id = self._clusters.cluster_of(stored)
         return Decision(
@@ -489,6 +517,7 @@ class DefaultMethod:
             cluster_id,
             float(dist),
             how,
+            region,
         )
 
     def _hash_candidates(self, sig: DefaultSignature) -> dict[int, tuple[int, int]]:
@@ -557,9 +586,9 @@ class DefaultMethod:
         affine = np.array([[qw / sw, 0.0, 0.0], [0.0, qh / sh, 0.0]])
         return pixel_check(q, stored.thumb, affine)
 
-    def _fast_check(self, sig: DefaultSignature, key: int, variant: int) -> bool:
+    def _fast_check(self, sig: DefaultSignature, key: int, variant: int) -> Verified | None:
         ev = self.fast_evidence(sig, key, variant)
-        return ev is not None and ev.passes(FAST_PIXELS)
+        return WHOLE_PICTURE if ev is not None and ev.passes(FAST_PIXELS) else None
 
     def keypoint_evidence(
         self,
@@ -568,14 +597,14 @@ class DefaultMethod:
         views: tuple[bool, ...] = (False, True),
         stop: PixelThresholds | None = None,
         screen: bool = False,
-    ) -> list[PixelCheck]:
+    ) -> list[Aligned]:
         """Pixel checks for each view (False: as uploaded, True: mirrored) whose geometry
         verified; with ``stop``, later views are skipped once one passes those thresholds;
         ``screen``: the geometry may refuse on the strongest keypoints first (verify)."""
         record = self._record(key)
         stored_keypoints = record_keypoints(record)
         stored: LocalFeatures | None = None  # the thumbnail is decoded once geometry holds
-        out: list[PixelCheck] = []
+        out: list[Aligned] = []
         for mirrored in views:
             keypoints = sig.mirror if mirrored else sig.local.keypoints
             geo = estimate_geometry(keypoints, stored_keypoints, GEOMETRY, screen)
@@ -590,17 +619,20 @@ class DefaultMethod:
                 refined = refine_alignment(thumb, stored.thumb, affine)
                 if refined is not None:
                     again = pixel_check(thumb, stored.thumb, refined)
-                    ev = again if again.passes(PIXELS) else ev
-            out.append(ev)
-            if stop is not None and out[-1].passes(stop):
+                    if again.passes(PIXELS):
+                        ev, affine = again, refined
+            (qh, qw), (sh, sw) = thumb.shape[:2], stored.thumb.shape[:2]
+            out.append(Aligned(ev, region_shown(affine, (qw, qh), (sw, sh))))
+            if stop is not None and ev.passes(stop):
                 break
         return out
 
     def _keypoint_check(
         self, sig: DefaultSignature, key: int, views: tuple[bool, ...], screen: bool
-    ) -> bool:
+    ) -> Verified | None:
         evidence = self.keypoint_evidence(sig, key, views, PIXELS, screen)
-        return any(ev.passes(PIXELS) for ev in evidence)
+        passing = next((a for a in evidence if a.check.passes(PIXELS)), None)
+        return None if passing is None else Verified(passing.region)
 
     # ------------------------------------------------------------------ state
     def apply(self, decision: Decision, sig: DefaultSignature) -> bool:

@@ -28,6 +28,7 @@ from functools import cached_property
 import cv2
 import numpy as np
 
+from stream_processors.engine.decision import Region
 from stream_processors.engine.local_features import Keypoints, LocalFeatures
 
 RATIO_TEST = 0.8
@@ -571,6 +572,21 @@ def _map_points(transform: np.ndarray, points: np.ndarray) -> np.ndarray:
         mapped: np.ndarray = points @ transform[:, :2].T + transform[:, 2]
         return mapped
     return np.asarray(cv2.perspectiveTransform(points.reshape(-1, 1, 2), transform)).reshape(-1, 2)
+
+
+def region_shown(
+    transform: np.ndarray, query_size: tuple[int, int], stored_size: tuple[int, int]
+) -> Region:
+    """The part of the stored picture the query shows: the query frame's corners mapped back
+    through ``transform`` (stored -> query, as pixel_check takes it), their bounding box clipped
+    to the stored frame, as fractions of it. Sizes are (width, height) of the two thumbnails."""
+    qw, qh = query_size
+    sw, sh = stored_size
+    corners = np.array([[0, 0], [qw, 0], [qw, qh], [0, qh]], np.float64)
+    back = _map_points(_invert(transform), corners)
+    x0, y0 = np.clip(back.min(axis=0) / (sw, sh), 0.0, 1.0)
+    x1, y1 = np.clip(back.max(axis=0) / (sw, sh), 0.0, 1.0)
+    return Region(float(x0), float(y0), float(max(x0, x1)), float(max(y0, y1)))
 
 
 def _mapped_area(transform: np.ndarray, w: int, h: int) -> float:

@@ -267,9 +267,8 @@ def test_far_hash_neighbours_get_no_dihedral_pixel_check(
     monkeypatch.setattr(m, "_hash_candidates", lambda s: {0: (far, 0)})
     tried: list[int] = []
 
-    def fast_check(s: DefaultSignature, key: int, variant: int) -> bool:
+    def fast_check(s: DefaultSignature, key: int, variant: int) -> None:
         tried.append(key)
-        return False
 
     monkeypatch.setattr(m, "_fast_check", fast_check)
     m.evaluate("u-other", sig)
@@ -345,3 +344,24 @@ def test_clean_copies_end_at_the_quick_check_and_the_others_go_on(
     d = _decide(m, "u-hue", _encode(cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)))
     assert d.kind is DecisionKind.DUPLICATE_REFERENCE and d.image_id == "u-orig", d
     assert d.method == Evidence.HASH_PIXELS, d
+
+
+@pytest.mark.parametrize("name", ["astronaut", "chelsea"])
+def test_a_crop_s_decision_says_where_it_lies_in_the_original(
+    originals: dict[str, np.ndarray], name: str
+) -> None:
+    """The region a keypoint match records is the crop's box in the original (within 2% of a
+    side), so a moderator sees which part was copied; a whole copy records none or all of it."""
+    m = DefaultMethod()
+    img = originals[name]
+    h, w = img.shape[:2]
+    _decide(m, "u-orig", _encode(img))
+    box = (0.1, 0.2, 0.85, 0.9)  # x0, y0, x1, y1
+    crop = img[int(h * box[1]) : int(h * box[3]), int(w * box[0]) : int(w * box[2])]
+    d = _decide(m, "u-crop", _encode(crop, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, 85]))
+    assert d.is_duplicate and d.image_id == "u-orig" and d.region is not None
+    got = (d.region.x0, d.region.y0, d.region.x1, d.region.y1)
+    assert np.allclose(got, box, atol=0.02), got
+    whole = _decide(m, "u-copy", _encode(img, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, 90]))
+    assert whole.is_duplicate
+    assert whole.region is None or whole.region.area > 0.9

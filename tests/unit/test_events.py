@@ -14,6 +14,7 @@ from schemas.events import (
     FeatureEvent,
     ImageInfo,
     PostInfo,
+    RegionInfo,
     UploadEvent,
     UploadRef,
 )
@@ -92,4 +93,20 @@ def test_optional_fields_accept_null_and_numbers() -> None:
     assert DecisionEvent.from_record(pack(frame.header)).decision.distance == 3.0
     del frame.header["decision"]["kind"]
     with pytest.raises(SchemaError, match=r"DecisionEvent\.decision\.kind"):
+        DecisionEvent.from_record(pack(frame.header))
+
+
+def test_a_decision_s_region_round_trips_and_older_records_read_without_one() -> None:
+    region = RegionInfo(0.1, 0.2, 0.85, 0.9)
+    event = DecisionEvent(
+        upload_id="u", decision=DecisionInfo("duplicate-reference", "o", "o", 12.0, "m", region),
+        post=PostInfo("a", "t", "", "now"), image=ImageInfo("0" * 64, 1, 1, 1, "png"),
+        upload_ref=UploadRef("t", 0, 1), seq=3,
+    )
+    assert DecisionEvent.from_record(event.to_record()) == event
+    frame = unpack(event.to_record())
+    del frame.header["decision"]["region"]  # written before decisions carried a region
+    assert DecisionEvent.from_record(pack(frame.header)).decision.region is None
+    frame.header["decision"]["region"] = {"x0": 0.1, "y0": 0.2, "x1": 0.85}
+    with pytest.raises(SchemaError, match=r"decision\.region"):
         DecisionEvent.from_record(pack(frame.header))
