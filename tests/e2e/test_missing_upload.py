@@ -82,6 +82,13 @@ def test_a_decision_whose_upload_is_gone_is_dead_lettered_and_the_sink_goes_on(
     stop_service(settings, BLOB_SINK.name, BLOB_SINK.marker)  # a sink far behind the log
     asyncio.run(_publish(settings, "gone-1", gone))
     wait_for("the post", lambda: query(settings, "SELECT 1 FROM posts WHERE post_id = 'gone-1'"))
+    # the stopped sink's group falls behind, and `picnix serve` reads that from the broker
+    lag_expr = (
+        f'picnix_consumer_lag_records{{group="{settings.blob_sink_group}",'
+        f'topic="{settings.topic_decisions}"}}'
+    )
+    wait_for("the stopped blob sink's lag in Prometheus",
+             lambda: (_scraped(settings, lag_expr) or 0) >= 1, timeout=60)
     asyncio.run(_delete_every_upload(settings))
     pipeline_up(settings)  # the blob sink again
     asyncio.run(_publish(settings, "kept-1", kept))
@@ -100,12 +107,13 @@ def test_a_decision_whose_upload_is_gone_is_dead_lettered_and_the_sink_goes_on(
     assert letters[0].original == asyncio.run(_decision_records(settings))["gone-1"]
     assert not store.exists(blob_key(hashlib.sha256(gone).hexdigest()))
     # counted by sink and reason, which the dashboard's dead-letters panel shows
-    wait_for("the sink's dead letter in Prometheus", lambda: _scraped_dead_letters(settings) == 1,
-             timeout=60)
+    letters_expr = f'picnix_sink_dead_letters_total{{sink="{SINK}",reason="{UPLOAD_MISSING}"}}'
+    wait_for("the sink's dead letter in Prometheus",
+             lambda: _scraped(settings, letters_expr) == 1, timeout=60)
 
 
-def _scraped_dead_letters(settings: Settings) -> float | None:
-    expr = f'picnix_sink_dead_letters_total{{sink="{SINK}",reason="{UPLOAD_MISSING}"}}'
+def _scraped(settings: Settings, expr: str) -> float | None:
+    """The value of a one-series query against the stack's Prometheus, None before a scrape."""
     url = f"{settings.prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
     with urllib.request.urlopen(url, timeout=5) as resp:
         result = json.load(resp)["data"]["result"]
