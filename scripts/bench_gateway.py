@@ -24,6 +24,8 @@ the accepted ones; any other answer counts in ``errors`` by status.
 CPU: utime+stime of the server process from ``/proc/<pid>/stat`` over the timed phase, per
 accepted upload (``server_cpu_ms_per_upload``), and the client's own from ``os.times()``
 (``client_cpu_ms_per_request``): on a small box the client competes with the server for cores.
+``stack_cpu_ms_per_upload`` is the broker's and Postgres's share over the same phase (process
+trees from the stack's pid files, as ``bench_pipeline`` samples them).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from infra.settings import Settings, get_settings
 from infra.stack.manager import stack_up
 from infra.stack.postgres import Postgres
 from infra.stack.topics import ensure_topics
-from scripts.bench_stats import read_proc
+from scripts.bench_stats import POSTGRES_GROUP, read_proc, sample_groups
 from sinks.migrate import migrate
 from web.keys import Role, create_key
 
@@ -82,6 +84,7 @@ STOP_TIMEOUT_SECONDS = 30.0
 REQUEST_TIMEOUT_SECONDS = 60.0
 ACCEPTED = 202
 HELLO_OK = 200
+STACK_GROUPS = ("kafka", POSTGRES_GROUP)
 
 
 @dataclass
@@ -95,6 +98,7 @@ class LoadResult:
     errors: Counter[str] = field(default_factory=Counter)
     server_cpu_seconds: float = 0.0
     client_cpu_seconds: float = 0.0
+    stack_cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         lat = np.asarray(self.latencies_ms) if self.latencies_ms else np.asarray([np.nan])
@@ -109,6 +113,10 @@ class LoadResult:
             "wall_s": round(self.wall_seconds, 2),
             "server_cpu_ms_per_upload": round(1000 * self.server_cpu_seconds / per, 3),
             "client_cpu_ms_per_request": round(1000 * self.client_cpu_seconds / self.requests, 3),
+            **({"stack_cpu_ms_per_upload": {
+                group: round(1000 * seconds / per, 3)
+                for group, seconds in self.stack_cpu_seconds.items()
+            }} if self.stack_cpu_seconds else {}),
         }
 
 
@@ -240,14 +248,24 @@ def _server_cpu_seconds(pid: int) -> float:
     return info.cpu_seconds
 
 
+def _stack_cpu_seconds(settings: Settings | None) -> dict[str, float]:
+    """CPU so far of the services an upload waits on (the broker, Postgres), by group."""
+    if settings is None:
+        return {}
+    samples = sample_groups(settings)
+    return {group: samples[group].cpu_seconds for group in STACK_GROUPS}
+
+
 def run_load(
     url: str, headers: dict[str, str], bodies: Sequence[bytes], warmup: int, concurrency: int,
-    server_pid: int, ok_status: int, idempotency: bool,
+    server_pid: int, ok_status: int, idempotency: bool, stack: Settings | None = None,
 ) -> LoadResult:
-    """A warm-up (untimed), then the timed phase with the server's and the client's CPU."""
+    """A warm-up (untimed), then the timed phase with the server's and the client's CPU, and
+    with ``stack`` that of the stack's broker and Postgres."""
     if warmup:
         asyncio.run(_load(url, headers, bodies[:warmup], concurrency, ok_status, idempotency))
     timed = bodies[warmup:]
+    stack_before = _stack_cpu_seconds(stack)
     server_before, client_before = _server_cpu_seconds(server_pid), _client_cpu_seconds()
     latencies, errors, wall = asyncio.run(
         _load(url, headers, timed, concurrency, ok_status, idempotency)
@@ -257,6 +275,10 @@ def run_load(
         latencies_ms=latencies, errors=errors,
         server_cpu_seconds=_server_cpu_seconds(server_pid) - server_before,
         client_cpu_seconds=_client_cpu_seconds() - client_before,
+        stack_cpu_seconds={
+            group: seconds - stack_before[group]
+            for group, seconds in _stack_cpu_seconds(stack).items()
+        },
     )
 
 
@@ -375,7 +397,7 @@ def run(args: argparse.Namespace, base: Settings) -> dict[str, Any]:
                      "picnix serve") as server:
             gateway = run_load(
                 f"{settings.http_url}/v1/uploads", headers, bodies, args.warmup,
-                args.concurrency, server.pid, ACCEPTED, idempotency=True,
+                args.concurrency, server.pid, ACCEPTED, idempotency=True, stack=base,
             )
     port = free_port()
     hello = [sys.executable, "-m", "uvicorn", "scripts.hello_asgi:app", "--host", "127.0.0.1",

@@ -56,6 +56,8 @@ def test_bench_gateway_tiny_run(stack_settings: Settings) -> None:
         assert figures["uploads_per_s"] > 0
         assert 0 < figures["p50_ms"] <= figures["p99_ms"]
         assert figures["server_cpu_ms_per_upload"] >= 0
+    assert set(out["stack_cpu_ms_per_upload"]) == {"kafka", "postgres"}
+    assert all(ms >= 0 for ms in out["stack_cpu_ms_per_upload"].values())
     assert 40_000 < out["image_bytes_mean"] < 60_000  # "50 KB images"
     # the namespace it made (database, topics) is dropped again
     assert _bench_databases(stack_settings) == before
