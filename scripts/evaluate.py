@@ -118,6 +118,9 @@ def run(rows: list[Row], method_name: str, seed: int) -> dict[str, Any]:
     decide_ms: list[float] = []
     kinds: dict[str, int] = defaultdict(int)
     errors: list[dict[str, str]] = []
+    # upload id of each false positive -> the wrong decision it traces back to: itself, or,
+    # when it matched an alias that is itself a false positive, that alias's root
+    fp_root: dict[str, str] = {}
     rejected: list[dict[str, str]] = []
     t_start = time.perf_counter()
     for row in order:
@@ -151,6 +154,8 @@ def run(rows: list[Row], method_name: str, seed: int) -> dict[str, Any]:
                     fam_hit[fam] += 1
             else:
                 fp += 1
+                via = decision.via
+                fp_root[row.upload_id] = fp_root.get(via, row.upload_id) if via else row.upload_id
                 if row.kind == "distractor":
                     distractor_fp += 1
                 errors.append(
@@ -160,6 +165,8 @@ def run(rows: list[Row], method_name: str, seed: int) -> dict[str, Any]:
                         "referenced": decision.image_id,
                         "referenced_group": str(ref_group),
                         "method": decision.method,
+                        "via": str(decision.via),
+                        "root": fp_root[row.upload_id],
                     }
                 )
         else:
@@ -178,6 +185,7 @@ def run(rows: list[Row], method_name: str, seed: int) -> dict[str, Any]:
         "duplicate_references": n_dup,
         "true_positives": tp,
         "false_positives": fp,
+        "false_positive_roots": len(set(fp_root.values())),
         "precision": round(precision, 4),
         "recall": round(recall, 4),
         "f1": round(f1, 4),
@@ -203,7 +211,8 @@ def _print_text(res: dict[str, Any]) -> None:
     print(f"method {res['method']}  seed {res['seed']}  uploads {res['uploads']}")
     print(
         f"precision {res['precision']:.4f}  recall {res['recall']:.4f}  f1 {res['f1']:.4f}  "
-        f"(tp {res['true_positives']}, fp {res['false_positives']}, "
+        f"(tp {res['true_positives']}, fp {res['false_positives']} from "
+        f"{res['false_positive_roots']} wrong decisions, "
         f"true duplicates {res['true_duplicates']})"
     )
     print("recall by family:")

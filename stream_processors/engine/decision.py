@@ -52,6 +52,9 @@ class Decision:
     # for a duplicate matched by alignment: where in the original the upload lies (None: the
     # check compared whole pictures)
     region: Region | None = None
+    # for a duplicate matched on an alias (an earlier duplicate kept in the indexes): that
+    # duplicate's upload id, so a wrong reference can be traced to the decision it came through
+    via: str | None = None
 
     @property
     def is_duplicate(self) -> bool:

@@ -386,7 +386,7 @@ class DefaultMethod:
         if exact:
             image_id = self._id_of_key[exact[0]]
             assert image_id is not None
-            return self._duplicate(upload_id, image_id, 0.0, Evidence.SHA256)
+            return self._duplicate(upload_id, image_id, 0.0, Evidence.SHA256, exact[0])
         quick = self._quick_duplicate(upload_id, sig)
         if quick is not None:
             return quick
@@ -408,9 +408,7 @@ class DefaultMethod:
             dist = hash_hits[key][0] if key in hash_hits else self._code_distance(sig, key)
             image_id = self._id_of_key[key]
             assert image_id is not None
-            # a region measured on an alias is a region of that copy, not of the original
-            region = verified.region if self._entry_id(key) == image_id else None
-            return self._duplicate(upload_id, image_id, dist, how, region)
+            return self._duplicate(upload_id, image_id, dist, how, key, verified.region)
         near = self._clusters.nearest(sig.code)
         if near is None:
             return Decision(
@@ -443,7 +441,7 @@ class DefaultMethod:
                 image_id = self._id_of_key[key]
                 assert image_id is not None
                 dist = next(d for k, d in hits if k == key)
-                return self._duplicate(upload_id, image_id, dist, Evidence.HASH_QUICK)
+                return self._duplicate(upload_id, image_id, dist, Evidence.HASH_QUICK, key)
         return None
 
     def _quick_check(self, sig: DefaultSignature, key: int, variant: int) -> Verified | None:
@@ -506,10 +504,16 @@ class DefaultMethod:
         return {"hash": (t1 - t0) * 1e3, "words": (t2 - t1) * 1e3, "cluster": (t3 - t2) * 1e3}
 
     def _duplicate(
-        self, upload_id: str, image_id: str, dist: float, how: str, region: Region | None = None
+        self, upload_id: str, image_id: str, dist: float, how: str, key: int,
+        region: Region | None = None,
     ) -> Decision:
+        """A reference to ``image_id``, matched on the entry under ``key``: the image itself or
+        one of its aliases (then ``via`` names it, and a region measured on that copy is not
+        one of the original, so none is given)."""
         stored = self._images[image_id]
         cluster_id = self._clusters.cluster_of(stored)
+        entry = self._entry_id(key)
+        via = None if entry == image_id else entry
         return Decision(
             upload_id,
             DecisionKind.DUPLICATE_REFERENCE,
@@ -517,7 +521,8 @@ class DefaultMethod:
             cluster_id,
             float(dist),
             how,
-            region,
+            region if via is None else None,
+            via,
         )
 
     def _hash_candidates(self, sig: DefaultSignature) -> dict[int, tuple[int, int]]:

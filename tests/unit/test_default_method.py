@@ -304,6 +304,8 @@ def test_a_duplicate_is_kept_as_an_alias_that_verifies_later_copies(
     via_alias = m.evaluate("other", other)
     assert via_alias.kind is DecisionKind.DUPLICATE_REFERENCE, via_alias
     assert via_alias.image_id == "first" and via_alias.cluster_id == "first"
+    assert via_alias.via == "original" and via_alias.region is None  # traceable to the alias
+    assert original.via is None
     m.remove_alias("original")
     assert m.evaluate("other", other).kind is not DecisionKind.DUPLICATE_REFERENCE
 
