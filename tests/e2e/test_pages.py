@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page, expect, sync_playwright
 from skimage import data
 
 from infra.settings import Settings
@@ -229,11 +229,12 @@ def test_post_page_shows_the_copy_beside_the_original(page: Page, site: Site) ->
     )
     crop_h, crop_w = _crop(_astronaut()).shape[:2]
     assert sizes == [[512, 512], [crop_w, crop_h]]  # the original, and the copy as uploaded
-    page.wait_for_selector(".pair .frame[data-outlined=true] polygon")
-    region = page.request.get(site.url(f"/web/posts/{site.posts['crop']}/region")).json()
-    lo, hi = CROP_MARGIN, 512 - CROP_MARGIN  # where _crop cut the 512x512 astronaut
-    expected = [[lo, lo], [hi, lo], [hi, hi], [lo, hi]]
-    assert np.allclose(region["corners"], expected, atol=3), region
+    # the decision's region outlined: where _crop cut the 512x512 astronaut, as fractions
+    rect = pair.locator(".original svg.region rect")
+    box = [float(rect.get_attribute(a) or "nan") for a in ("x", "y", "width", "height")]
+    lo, size = CROP_MARGIN / 512, (512 - 2 * CROP_MARGIN) / 512
+    assert np.allclose(box, [lo, lo, size, size], atol=0.02), box
+    assert "outlined: the part the copy shows" in pair.locator(".original").inner_text()
     _shot(page, "post")
     pair.screenshot(path=str(ARTIFACTS / "side-by-side.png"))
     page.goto(site.url(f"/posts/{site.posts['original']}"))
@@ -258,9 +259,8 @@ def test_one_blob_for_the_original_and_its_copy(site: Site) -> None:
 
 def test_dashboard_draws_prometheus_series(page: Page, site: Site) -> None:
     page.goto(site.url("/dashboard"))
-    page.wait_for_function(
-        "document.querySelectorAll('.chart[data-loaded=true]').length === 6", timeout=30_000
-    )
+    # (a locator, not wait_for_function: the page's CSP refuses evaluating strings)
+    expect(page.locator(".chart[data-loaded=true]")).to_have_count(6, timeout=30_000)
     # the uploads just made reach Prometheus with its next scrapes of the workers
     page.wait_for_selector(
         ".chart[data-panel=uploads] svg polyline", timeout=60_000
@@ -268,6 +268,12 @@ def test_dashboard_draws_prometheus_series(page: Page, site: Site) -> None:
     page.wait_for_selector(
         ".chart[data-panel=latency] svg polyline", timeout=60_000
     )
+    # and the copy's bytes, saved, and its share of the decisions, once the decider's worker
+    # has been scraped after it
+    bytes_saved = page.locator(".chart[data-panel=bytes_saved] .legend")
+    expect(bytes_saved).to_contain_text(re.compile(r"bytes saved: [1-9]"), timeout=60_000)
+    dedup = page.locator(".chart[data-panel=dedup] .legend")
+    expect(dedup).to_contain_text(re.compile(r"dedup rate: [1-9]"), timeout=60_000)
     titles = page.locator(".chart-title").all_inner_texts()
     assert any("Uploads" in t for t in titles) and any("lag" in t for t in titles)
     resp = page.request.get(site.url("/web/dashboard/uploads?minutes=15"))

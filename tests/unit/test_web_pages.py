@@ -1,20 +1,15 @@
 """The web page's pure parts: CSRF checks, the sign-in redirect target, escaping in templates,
-the dashboard's legends and topic filter, and the outline of a crop in its original."""
+and the dashboard's legends and topic filter."""
 
 from __future__ import annotations
 
 import re
 
-import cv2
-import numpy as np
 import pytest
-from skimage import data
 
 from infra.settings import Settings
-from tests.imagegen import distinct_png, encode
 from web.pages import csrf
 from web.pages.dashboard import Series, _legend, _topics_regex
-from web.pages.match_region import matched_region
 from web.pages.render import _ENV, _bytes
 from web.pages.routes_signin import _safe_next
 from web.problems import Problem
@@ -71,18 +66,3 @@ def test_the_lag_panel_matches_only_this_namespaces_topics() -> None:
         assert pattern.fullmatch(topic)
     assert not pattern.fullmatch("picnix-test-1234.uploads")
     assert not pattern.fullmatch("picnixXuploads")  # the dot is literal
-
-
-def test_a_crop_is_outlined_where_it_lies_in_its_original() -> None:
-    original = np.ascontiguousarray(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
-    crop = original[60:420, 100:480]
-    region = matched_region(encode(original, ".png"), encode(crop, ".png"))
-    assert region is not None and (region.width, region.height) == (512, 512)
-    expected = [(100, 60), (480, 60), (480, 420), (100, 420)]
-    assert np.allclose(region.corners, expected, atol=3), region
-    assert region.inliers >= 10
-
-
-def test_unrelated_pictures_have_no_outline() -> None:
-    original = np.ascontiguousarray(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
-    assert matched_region(encode(original, ".png"), distinct_png(7)) is None

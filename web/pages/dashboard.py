@@ -51,6 +51,7 @@ class Panel:
 
 
 _DUPLICATES = 'sum(picnix_decisions_total{decision="duplicate-reference"})'
+_DEAD_LETTERS = '"picnix_dlq_total|picnix_sink_dead_letters_total"'
 _LATENCY = "sum by (le) (rate(picnix_upload_to_decision_seconds_bucket[1m]))"
 
 def _topics_regex(settings: Settings) -> str:
@@ -84,10 +85,10 @@ def panels(settings: Settings) -> dict[str, Panel]:
                 f"sum by (group, topic) (picnix_consumer_lag_records{{topic=~{topics}}})",
                 "{group} ← {topic}",
             ),
-            Series("sum by (sink) (picnix_sink_lag_records)", "sink {sink}"),
+            Series("max by (sink) (picnix_sink_lag_records)", "sink {sink}"),
         )),
-        "dlq": Panel("Dead letters by reason", "count", (
-            Series("sum by (reason) (picnix_dlq_total)", "{reason}"),
+        "dlq": Panel("Dead letters by reason (the workers' and the sinks')", "count", (
+            Series(f"sum by (reason) ({{__name__=~{_DEAD_LETTERS}}})", "{reason}"),
         ), empty="no dead letters in this window"),
     }
 

@@ -6,14 +6,11 @@ key, so the page lists, scopes and pages exactly as ``/v1`` does.
 from __future__ import annotations
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from starlette.concurrency import run_in_threadpool
 
-from sinks.blob_keys import blob_key
 from web import queries, routes_posts, routes_reads
 from web.keys import ApiKey
 from web.models import Post
 from web.pages.auth import SignedIn, SignedInFetch
-from web.pages.match_region import MatchedRegion, matched_region
 from web.pages.render import PageRoute, page
 from web.pages.upload_copy import media_type, read_uploaded
 from web.problems import Problem
@@ -37,9 +34,6 @@ METHOD_TEXT = {
     ),
     "default:hash-cluster": "perceptual hash near a cluster's center",
 }
-
-# A copy matched on keypoints may be a crop: its pair outlines where it lies in the original.
-OUTLINED_METHOD = "default:orb+ransac+pixels"
 
 
 def _copies(post: Post, duplicates: list[Post]) -> list[Post]:
@@ -93,7 +87,6 @@ async def post_page(request: Request, post_id: str, session: SignedIn, svc: Svc)
     return page(request, "post.html", {
         "post": post, "duplicates": duplicates, "similar": similar, "copies": copies,
         "as_uploaded": as_uploaded, "counts": counts, "method_text": METHOD_TEXT,
-        "outlined_method": OUTLINED_METHOD,
         "notice": request.query_params.get("notice"),
     })
 
@@ -146,20 +139,6 @@ async def _uploaded(svc: Services, key: ApiKey, post_id: str) -> bytes:
     return (await read_uploaded(svc.settings, post_id, positions[post_id])).image
 
 
-def _read_stored(svc: Services, sha256: str) -> bytes:
-    stored = svc.store.open(blob_key(sha256))
-    if stored is None:
-        raise Problem(
-            404, "image-not-stored-yet",
-            f"image {sha256} is not in bucket {svc.settings.s3_bucket} yet",
-            headers={"Retry-After": "1"},
-        )
-    try:
-        return b"".join(stored.chunks())
-    finally:
-        stored.close()
-
-
 @fetch_router.get("/web/posts/{post_id}/upload")
 async def page_uploaded_bytes(post_id: str, session: SignedInFetch, svc: Svc) -> Response:
     """The post's own bytes as uploaded (for a copy: not what PicNix stored)."""
@@ -168,23 +147,3 @@ async def page_uploaded_bytes(post_id: str, session: SignedInFetch, svc: Svc) ->
         image, media_type=media_type(image),
         headers={"Cache-Control": "private, max-age=31536000, immutable"},
     )
-
-
-@fetch_router.get("/web/posts/{post_id}/region")
-async def page_matched_region(post_id: str, session: SignedInFetch, svc: Svc) -> MatchedRegion:
-    """Where a duplicate lies in its original (``web.pages.match_region``), for the outline."""
-    post = await routes_posts.find_post(svc, post_id, session.key)
-    if post.decision is None or post.decision.kind != "duplicate-reference":
-        raise Problem(
-            409, "not-a-duplicate", f"post {post_id!r} is no duplicate: it has no original"
-        )
-    copy = await _uploaded(svc, session.key, post_id)
-    original = await run_in_threadpool(_read_stored, svc, post.decision.image.sha256)
-    region = await run_in_threadpool(matched_region, original, copy)
-    if region is None:
-        raise Problem(
-            404, "no-alignment",
-            f"post {post_id!r}: no alignment with its original has enough keypoint support "
-            "to outline (a copy matched on hashes alone, e.g. a mirror or recolour)",
-        )
-    return region

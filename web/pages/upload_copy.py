@@ -26,21 +26,19 @@ async def read_uploaded(settings: Settings, post_id: str, position: tuple[int, i
     reader = UploadReader(settings)
     try:
         await reader.start()
-        record = await reader.read(ref)
+        upload = await reader.read_upload(ref)
     except (UploadNotFound, UploadLogUnavailable, KafkaError) as exc:
         raise Problem(
             503, "upload-log-unavailable",
             f"post {post_id}'s upload record at {ref} could not be read: {exc}",
             headers={"Retry-After": "5"},
         ) from exc
-    finally:
-        await reader.stop()
-    try:
-        upload = UploadEvent.from_record(record)
     except SchemaError as exc:
         raise Problem(
             500, "upload-record-unreadable", f"{ref} holds no upload: {exc.detail}"
         ) from exc
+    finally:
+        await reader.stop()
     if upload.upload_id != post_id:
         raise Problem(
             500, "upload-record-mismatch",
