@@ -98,9 +98,17 @@ def lag_by_topic(
 async def _partitions(
     admin: AIOKafkaAdminClient, topics: Sequence[str]
 ) -> dict[str, list[TopicPartition]]:
-    """Each existing topic's partitions; a topic not (yet) created is left out."""
+    """Each existing topic's partitions; a topic not (yet) created is left out.
+
+    Asked as metadata of every topic, not of these by name: a request naming a topic that does
+    not exist makes a broker with ``auto.create.topics.enable`` (ours: Faust needs it) create
+    it with the default partition count, which would recreate a namespace's deleted topics.
+    """
+    wanted = set(topics)
     found: dict[str, list[TopicPartition]] = {}
-    for described in await admin.describe_topics(list(topics)):
+    for described in await admin.describe_topics():
+        if described["topic"] not in wanted:
+            continue
         if described["error_code"] == 0 and described["partitions"]:
             found[described["topic"]] = sorted(
                 TopicPartition(described["topic"], p["partition"])
@@ -131,6 +139,23 @@ async def read_consumer_lag(
     return lags
 
 
+async def _read_with_own_consumer(
+    settings: Settings, admin: AIOKafkaAdminClient, groups: Sequence[WatchedGroup]
+) -> list[TopicLag]:
+    """One reading through a consumer opened for it: a consumer that outlived the reading
+    would go on naming these topics in its metadata refreshes, and a broker that auto-creates
+    topics would re-create one of them deleted meanwhile (a namespace dropped after a test)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+        request_timeout_ms=KAFKA_TIMEOUT_MS,
+    )
+    await consumer.start()
+    try:
+        return await read_consumer_lag(admin, consumer, groups)
+    finally:
+        await consumer.stop()
+
+
 Publish = Callable[[list[TopicLag], float], None]
 
 
@@ -148,22 +173,14 @@ async def poll_consumer_lag(
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=KAFKA_TIMEOUT_MS
     )
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-        request_timeout_ms=KAFKA_TIMEOUT_MS,
-    )
-    admin_up = consumer_up = False
-    failing = False
+    admin_up = failing = False
     try:
         while True:
             try:
                 if not admin_up:
                     await admin.start()
                     admin_up = True
-                if not consumer_up:
-                    await consumer.start()
-                    consumer_up = True
-                publish(await read_consumer_lag(admin, consumer, groups), time.time())
+                publish(await _read_with_own_consumer(settings, admin, groups), time.time())
                 if failing:
                     log.info("consumer lag readable again from %s", settings.kafka_bootstrap)
                 failing = False
@@ -176,7 +193,5 @@ async def poll_consumer_lag(
                 failing = True
             await asyncio.sleep(interval)
     finally:
-        if consumer_up:
-            await consumer.stop()
         if admin_up:
             await admin.close()

@@ -3,12 +3,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import logging
+import socket
 
+import pytest
 from aiokafka import TopicPartition
 from prometheus_client import REGISTRY
 
-from infra.consumer_lag import TopicLag, lag_by_topic, partition_lag, watched_groups
+from infra.consumer_lag import (
+    TopicLag,
+    lag_by_topic,
+    partition_lag,
+    poll_consumer_lag,
+    watched_groups,
+)
 from infra.settings import Settings
 from web.metrics import record_consumer_lag
 
@@ -70,3 +81,30 @@ def test_record_consumer_lag_sets_one_gauge_per_group_and_topic() -> None:
     assert value("picnix_consumer_lag_records", {"group": "g-unit", "topic": "t1"}) == 3
     assert value("picnix_consumer_lag_records", {"group": "g-unit", "topic": "t2"}) == 0
     assert value("picnix_consumer_lag_collected_timestamp_seconds", {"group": "g-unit"}) == 1234.5
+
+
+def test_the_poller_outlives_an_unreachable_kafka_and_says_so_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with socket.socket() as sock:  # a port nothing listens on once the socket is closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = dataclasses.replace(Settings(), kafka_bootstrap=f"127.0.0.1:{port}")
+    readings: list[list[TopicLag]] = []
+
+    async def run_a_while() -> bool:
+        task = asyncio.create_task(
+            poll_consumer_lag(settings, lambda lags, _at: readings.append(lags), interval=0.05)
+        )
+        await asyncio.sleep(0.6)
+        alive = not task.done()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return alive
+
+    with caplog.at_level(logging.WARNING, logger="infra.consumer_lag"):
+        assert asyncio.run(run_a_while()), "the poller must not die with Kafka away"
+    assert readings == []
+    warnings = [r for r in caplog.records if r.name == "infra.consumer_lag"]
+    assert len(warnings) == 1 and f"127.0.0.1:{port}" in warnings[0].getMessage()
