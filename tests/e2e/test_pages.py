@@ -9,6 +9,7 @@ under ``tests/e2e/artifacts/`` (ignored by git) for a person to look at.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from skimage import data
 
 from infra.settings import Settings
+from sinks.blob_keys import blob_key
 from sinks.object_store import ObjectStore
 from tests.e2e.browser import ensure_chromium
 from tests.e2e.waiting import wait_for
@@ -33,6 +35,7 @@ ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 DECISION_TIMEOUT_MS = 120_000
 SCRIPT_TITLE = "<script>window.__pwned = 1</script>Astronaut <b>bold</b>"
 CROP_TITLE = "Cropped astronaut"
+SIMILAR_TITLE = "Astronaut without blue"
 CROP_MARGIN = 51  # pixels cut off each side of the 512x512 picture: a fifth of it
 # a well-formed key that is no key (the shape keys.py accepts, never created)
 UNKNOWN_KEY = "pnx_000000000000_" + "A" * 43
@@ -90,6 +93,14 @@ def _crop(img: np.ndarray) -> np.ndarray:
     """The sides cut off: a copy the engine verifies with keypoints, not hashes."""
     h, w = img.shape[:2]
     return np.ascontiguousarray(img[CROP_MARGIN : h - CROP_MARGIN, CROP_MARGIN : w - CROP_MARGIN])
+
+
+def _similar_png() -> bytes:
+    """The astronaut without its blue channel: near it in the hashes, so it joins its cluster,
+    but another picture to the pixel check (no hue filter makes it), so no duplicate."""
+    img = _astronaut()
+    img[:, :, 0] = 0
+    return encode(img, ".png")
 
 
 def _sign_in(page: Page, site: Site, key: str) -> None:
@@ -198,18 +209,29 @@ def test_cropped_copy_by_another_author_is_a_duplicate_with_an_alert(
     _shot(page, "upload-result")
 
 
+def test_an_edited_picture_joins_the_cluster_as_a_similar_post(page: Page, site: Site) -> None:
+    post_id = _upload(page, site, _similar_png(), "carol", SIMILAR_TITLE)
+    site.posts["similar"] = post_id
+    text = page.inner_text("#upload-result")
+    assert "merge-center" in text and "possible IP theft" not in text
+
+
 def test_grid_shows_badges_and_titles_as_text(page: Page, site: Site) -> None:
     page.goto(site.url("/"))
     crop_card = page.locator(f".card[data-post='{site.posts['crop']}']")
     badges = crop_card.locator(".badges").inner_text()
     assert "duplicate of alice's post" in badges and "possible IP theft" in badges
     original_card = page.locator(f".card[data-post='{site.posts['original']}']")
-    assert "1 copy" in original_card.locator(".badges").inner_text()
+    original_badges = original_card.locator(".badges").inner_text()
+    assert "1 copy" in original_badges and "similar 1" in original_badges
+    similar_card = page.locator(f".card[data-post='{site.posts['similar']}']")
+    assert "similar 2" in similar_card.locator(".badges").inner_text()  # alice's and bob's
+    assert "duplicate" not in similar_card.locator(".badges").inner_text()
     # the title arrives as text: no script ran, no element was made of it
     assert original_card.locator(".title").inner_text() == SCRIPT_TITLE
     assert page.evaluate("window.__pwned") is None
     assert page.locator(".card .title b").count() == 0
-    assert _images_loaded(page, ".card img") == 2
+    assert _images_loaded(page, ".card img") == 3
     _shot(page, "grid")
 
 
@@ -240,6 +262,8 @@ def test_post_page_shows_the_copy_beside_the_original(page: Page, site: Site) ->
     page.goto(site.url(f"/posts/{site.posts['original']}"))
     assert page.inner_text(".post-title") == SCRIPT_TITLE
     assert page.locator(f".pair[data-copy='{site.posts['crop']}']").count() == 1
+    similar = page.locator(f"section.similar .card[data-post='{site.posts['similar']}']")
+    assert "carol" in similar.inner_text()
     _shot(page, "post-original")
 
 
@@ -253,8 +277,15 @@ def test_alerts_show_both_authors_and_both_images(page: Page, site: Site) -> Non
 
 
 def test_one_blob_for_the_original_and_its_copy(site: Site) -> None:
-    keys = ObjectStore(site.settings).list_keys()
-    assert len(keys) == 1, keys
+    """The crop added no object: the bucket holds the original and the similar picture."""
+    keys = set(ObjectStore(site.settings).list_keys())
+    expected = {_blob(encode(_astronaut(), ".png")), _blob(_similar_png())}
+    assert keys == expected, keys
+    assert _blob(encode(_crop(_astronaut()), ".png")) not in keys
+
+
+def _blob(image: bytes) -> str:
+    return blob_key(hashlib.sha256(image).hexdigest())
 
 
 def test_dashboard_draws_prometheus_series(page: Page, site: Site) -> None:
@@ -304,7 +335,7 @@ def test_edit_and_delete_travel_through_the_pipeline(page: Page, site: Site) -> 
         return resp.status == 404
 
     wait_for("the deletion applied", gone, timeout=60)
-    assert len(ObjectStore(site.settings).list_keys()) == 1  # the original still shows it
+    assert _blob(encode(_astronaut(), ".png")) in ObjectStore(site.settings).list_keys()
 
 
 def test_sign_out_ends_the_session(page: Page, site: Site) -> None:

@@ -10,7 +10,7 @@ import pytest
 from infra.settings import Settings
 from web.pages import csrf
 from web.pages.dashboard import Series, _legend, _topics_regex
-from web.pages.render import _ENV, _bytes
+from web.pages.render import _ENV, _bytes, _when
 from web.pages.routes_signin import _safe_next
 from web.problems import Problem
 
@@ -66,3 +66,9 @@ def test_the_lag_panel_matches_only_this_namespaces_topics() -> None:
         assert pattern.fullmatch(topic)
     assert not pattern.fullmatch("picnix-test-1234.uploads")
     assert not pattern.fullmatch("picnixXuploads")  # the dot is literal
+
+
+def test_timestamps_read_to_the_second_in_utc() -> None:
+    assert _when("2026-12-03T12:04:48.220975+00:00") == "2026-12-03 12:04:48 UTC"
+    assert _when("2026-12-03T13:04:48+01:00") == "2026-12-03 12:04:48 UTC"
+    assert _when("yesterday") == "yesterday"

@@ -8,6 +8,7 @@ instead of the API's JSON, and a request without a session is sent to the sign-i
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -47,10 +48,22 @@ def _bytes(n: float) -> str:
     return f"{n:.1f} GB"
 
 
+def _when(iso: str) -> str:
+    """An ISO 8601 timestamp as people read it (to the second, in UTC); unparseable text as is."""
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True, undefined=jinja2.StrictUndefined
 )
 _ENV.filters["bytes"] = _bytes
+_ENV.filters["when"] = _when
 templates = Jinja2Templates(env=_ENV)
 
 
