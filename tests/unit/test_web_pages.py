@@ -29,7 +29,8 @@ def test_a_form_without_the_expected_csrf_token_is_refused_with_403() -> None:
 
 @pytest.mark.parametrize("target, expected", [
     ("/posts/abc?x=1", "/posts/abc?x=1"), ("//evil.example/", "/"),
-    ("https://evil.example/", "/"), (None, "/"), ("", "/"),
+    ("https://evil.example/", "/"), ("/\\evil.example/", "/"), ("/\tx", "/"), (None, "/"),
+    ("", "/"),
 ])
 def test_sign_in_only_returns_to_a_path_on_this_server(target: object, expected: str) -> None:
     assert _safe_next(target) == expected

@@ -25,8 +25,12 @@ HOME = "/"
 
 
 def _safe_next(target: object) -> str:
-    """Where to go after signing in: a path on this server only (never ``//host`` or a URL)."""
-    if isinstance(target, str) and target.startswith("/") and not target.startswith("//"):
+    """Where to go after signing in: a path on this server only. Never ``//host``, a URL, or a
+    backslash or control character (browsers read ``/\\host`` as ``//host``)."""
+    if (
+        isinstance(target, str) and target.startswith("/") and not target.startswith("//")
+        and "\\" not in target and target.isprintable()
+    ):
         return target
     return HOME
 
