@@ -57,13 +57,22 @@ def reliable_producer(
 
 
 async def topic_partitions(settings: Settings, topic: str) -> list[TopicPartition]:
+    """The topic's partitions, or an error naming the fix when it does not exist.
+
+    Read from the metadata of every topic: a request naming a missing topic makes a broker
+    that auto-creates topics (ours: Faust needs it) create it with one partition, so the topic
+    a moment later exists with the wrong partition count instead of being refused.
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
-        described = await admin.describe_topics([topic])
+        described = await admin.describe_topics()
     finally:
         await admin.close()
-    ids = [p["partition"] for d in described if d["error_code"] == 0 for p in d["partitions"]]
+    ids = [
+        p["partition"] for d in described if d["topic"] == topic and d["error_code"] == 0
+        for p in d["partitions"]
+    ]
     if not ids:
         raise RuntimeError(f"topic {topic!r} does not exist: run `picnix stack up`")
     return [TopicPartition(topic, p) for p in sorted(ids)]
