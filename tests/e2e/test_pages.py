@@ -9,9 +9,12 @@ under ``tests/e2e/artifacts/`` (ignored by git) for a person to look at.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -286,6 +289,43 @@ def test_one_blob_for_the_original_and_its_copy(site: Site) -> None:
 
 def _blob(image: bytes) -> str:
     return blob_key(hashlib.sha256(image).hexdigest())
+
+
+def _publish_with_the_producer_api(settings: Settings, image: bytes, author: str) -> str:
+    """Publish as ``picnix replay`` does (no API, so no recorded upload position); in a thread
+    of its own, since the sync Playwright API keeps an event loop running in this one."""
+    from producers.publisher import UploadPublisher, build_upload
+
+    post_id = str(uuid.uuid4())
+    upload = build_upload(post_id, author, "replayed copy", image, settings.max_image_bytes)
+
+    async def publish() -> None:
+        async with UploadPublisher(settings) as publisher:
+            await publisher.publish(upload)
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, publish()).result(timeout=60)
+    return post_id
+
+
+def test_a_copy_published_by_another_producer_shows_the_stored_image(
+    page: Page, site: Site
+) -> None:
+    post_id = _publish_with_the_producer_api(site.settings, encode(_astronaut(), ".png"), "dave")
+
+    def decided() -> bool:
+        resp = page.request.get(site.url(f"/web/posts/{post_id}"))
+        return resp.status == 200 and resp.json()["status"] == "decided"
+
+    wait_for("the replayed copy decided", decided, timeout=DECISION_TIMEOUT_MS / 1000)
+    page.goto(site.url(f"/posts/{site.posts['original']}"))
+    pair = page.locator(f".pair[data-copy='{post_id}']")
+    assert "Copy by dave" in pair.inner_text()
+    assert "its own bytes are not kept" in pair.locator(".copy").inner_text()
+    sha = hashlib.sha256(encode(_astronaut(), ".png")).hexdigest()
+    assert pair.locator(".copy img").get_attribute("src") == f"/web/images/{sha}"
+    assert "identical bytes" in pair.locator(".evidence").inner_text()
+    assert _images_loaded(page, f".pair[data-copy='{post_id}'] img") == 2
 
 
 def test_dashboard_draws_prometheus_series(page: Page, site: Site) -> None:
