@@ -62,7 +62,7 @@ class RegionInfo:
 @dataclass(frozen=True)
 class DecisionInfo:
     """The engine's decision as it travels and is stored (see engine.decision.Decision).
-    ``region`` was added later: records written before it parse with None."""
+    ``region`` and ``reason`` were added later: older records parse without them."""
 
     kind: str
     image_id: str
@@ -70,6 +70,7 @@ class DecisionInfo:
     distance: float | None
     method: str
     region: RegionInfo | None = None
+    reason: str = ""  # the rule that accepted a duplicate (engine.decision.Decision.reason)
 
 
 class Event:

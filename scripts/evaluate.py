@@ -165,6 +165,7 @@ def run(rows: list[Row], method_name: str, seed: int) -> dict[str, Any]:
                         "referenced": decision.image_id,
                         "referenced_group": str(ref_group),
                         "method": decision.method,
+                        "reason": decision.reason,
                         "via": str(decision.via),
                         "root": fp_root[row.upload_id],
                     }

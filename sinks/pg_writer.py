@@ -78,10 +78,11 @@ def write_decision(conn: psycopg.Connection, ev: DecisionEvent) -> Written:
     r = d.region
     conn.execute(
         "INSERT INTO matches (post_id, image_id, distance, method, region_x0, region_y0,"
-        " region_x1, region_y1) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        " region_x1, region_y1, reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT DO NOTHING",
         (
             ev.upload_id, d.image_id, d.distance, d.method,
-            *((None,) * 4 if r is None else (r.x0, r.y0, r.x1, r.y1)),
+            *((None,) * 4 if r is None else (r.x0, r.y0, r.x1, r.y1)), d.reason or None,
         ),
     )
     return Written(changed=True, alert=_insert_alert(conn, ev))

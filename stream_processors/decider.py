@@ -71,6 +71,7 @@ class SearchMatch:
     method: str
     distance: float | None
     region: Region | None
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ class Decider:
         if decision.kind is DecisionKind.DUPLICATE_REFERENCE:
             match = SearchMatch(
                 decision.image_id, self._sha256_of_image(decision.image_id), decision.method,
-                decision.distance, decision.region,
+                decision.distance, decision.region, decision.reason,
             )
             return SearchResult(match, decision.cluster_id, None, stored)
         if decision.kind is DecisionKind.MERGE_CENTER:
@@ -279,6 +280,7 @@ def _to_info(decision: Decision) -> DecisionInfo:
         region=(
             None if decision.region is None else RegionInfo(**dataclasses.asdict(decision.region))
         ),
+        reason=decision.reason,
     )
 
 
@@ -291,4 +293,5 @@ def _from_info(upload_id: str, info: DecisionInfo) -> Decision:
         distance=info.distance,
         method=info.method,
         region=None if info.region is None else Region(**dataclasses.asdict(info.region)),
+        reason=info.reason,
     )

@@ -57,7 +57,8 @@ def result_json(result: SearchResult, worker: str) -> dict[str, Any]:
         m = result.match
         match = {"image_id": m.image_id, "sha256": m.sha256, "method": m.method,
                  "distance": m.distance,
-                 "region": None if m.region is None else dataclasses.asdict(m.region)}
+                 "region": None if m.region is None else dataclasses.asdict(m.region),
+                 "reason": m.reason}
     return {
         "match": match, "cluster_id": result.cluster_id,
         "cluster_distance": result.cluster_distance, "stored_images": result.stored_images,

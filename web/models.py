@@ -46,6 +46,11 @@ class Evidence(BaseModel):
         None, description="for a match aligned by keypoints (a crop, say): the part of the "
         "original the duplicate shows; None when whole pictures were compared",
     )
+    reason: str | None = Field(
+        None, description="the verifier's rule that accepted the match (identical-bytes, "
+        "quick-clean-copy, clean-copy, overlay, overlay-alien-to-both); None for decisions "
+        "recorded before reasons were",
+    )
 
 
 class Decision(BaseModel):

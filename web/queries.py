@@ -23,7 +23,7 @@ _POST_COLUMNS = sql.SQL(
     "p.post_id, p.author, p.title, p.description, p.uploaded_at, p.decision, p.decided_seq,"
     " p.byte_size, p.image_id, i.sha256, i.byte_size AS image_bytes, i.width, i.height,"
     " i.image_format, i.cluster_id, i.first_post_id, i.first_author, m.distance, m.method,"
-    " m.region_x0, m.region_y0, m.region_x1, m.region_y1,"
+    " m.region_x0, m.region_y0, m.region_x1, m.region_y1, m.reason,"
     " a.author AS alert_author, a.original_author, a.created_at AS alert_at,"
     " u.platform, d.requested_at AS delete_requested_at"
 )
@@ -59,7 +59,9 @@ def post_from_row(r: Row) -> Post:
             region = Region(
                 x0=r["region_x0"], y0=r["region_y0"], x1=r["region_x1"], y1=r["region_y1"]
             )
-        evidence = Evidence(method=r["method"], distance=r["distance"], region=region)
+        evidence = Evidence(
+            method=r["method"], distance=r["distance"], region=region, reason=r["reason"]
+        )
     alert = None
     if r["alert_author"] is not None:
         alert = AlertInfo(

@@ -80,7 +80,8 @@ async def search(request: Request, key: Caller, svc: Svc) -> SearchResult:
             matches.append(SearchMatch(
                 image=posts[0].decision.image,
                 evidence=Evidence(
-                    method=found["method"], distance=found["distance"], region=found["region"]
+                    method=found["method"], distance=found["distance"], region=found["region"],
+                    reason=found["reason"],
                 ),
                 posts=posts,
             ))

@@ -55,6 +55,9 @@ class Decision:
     # for a duplicate matched on an alias (an earlier duplicate kept in the indexes): that
     # duplicate's upload id, so a wrong reference can be traced to the decision it came through
     via: str | None = None
+    # the rule that accepted the duplicate (a default-method reason such as "clean-copy" or
+    # "overlay"); empty for decisions that are no match
+    reason: str = ""
 
     @property
     def is_duplicate(self) -> bool:

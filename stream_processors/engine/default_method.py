@@ -108,15 +108,23 @@ SHA256_INDEX_BYTES = 16
 _INT_BYTES = 32  # a key int object (the dict's value)
 
 
+# The reasons of the checks that are no aligned-pixel rule (those are verify.PixelRule).
+REASON_IDENTICAL_BYTES = "identical-bytes"
+REASON_QUICK_CLEAN_COPY = "quick-clean-copy"
+
+
 @dataclass(frozen=True)
 class Verified:
-    """A check that passed. ``region``: where the upload lies in the stored picture, for a check
-    that aligned the two by keypoints (None: the check compared whole pictures)."""
+    """A check that passed: the rule that accepted the pair (recorded as the decision's reason)
+    and, for a check that aligned the two by keypoints, where the upload lies in the stored
+    picture (None: the check compared whole pictures)."""
 
+    reason: str
     region: Region | None = None
 
 
-WHOLE_PICTURE = Verified()
+QUICK_CLEAN = Verified(REASON_QUICK_CLEAN_COPY)
+IDENTICAL_BYTES = Verified(REASON_IDENTICAL_BYTES)
 # One candidate's verification, run lazily: a Verified when the candidate is a copy, else None.
 Check = Callable[[], Verified | None]
 
@@ -386,7 +394,9 @@ class DefaultMethod:
         if exact:
             image_id = self._id_of_key[exact[0]]
             assert image_id is not None
-            return self._duplicate(upload_id, image_id, 0.0, Evidence.SHA256, exact[0])
+            return self._duplicate(
+                upload_id, image_id, 0.0, Evidence.SHA256, exact[0], IDENTICAL_BYTES
+            )
         quick = self._quick_duplicate(upload_id, sig)
         if quick is not None:
             return quick
@@ -408,7 +418,7 @@ class DefaultMethod:
             dist = hash_hits[key][0] if key in hash_hits else self._code_distance(sig, key)
             image_id = self._id_of_key[key]
             assert image_id is not None
-            return self._duplicate(upload_id, image_id, dist, how, key, verified.region)
+            return self._duplicate(upload_id, image_id, dist, how, key, verified)
         near = self._clusters.nearest(sig.code)
         if near is None:
             return Decision(
@@ -441,13 +451,15 @@ class DefaultMethod:
                 image_id = self._id_of_key[key]
                 assert image_id is not None
                 dist = next(d for k, d in hits if k == key)
-                return self._duplicate(upload_id, image_id, dist, Evidence.HASH_QUICK, key)
+                return self._duplicate(
+                    upload_id, image_id, dist, Evidence.HASH_QUICK, key, found[2]
+                )
         return None
 
     def _quick_check(self, sig: DefaultSignature, key: int, variant: int) -> Verified | None:
         stored = record_thumb(self._record(key))
         clean = quick_clean_copy(apply_dihedral(sig.local.thumb, variant), stored)
-        return WHOLE_PICTURE if clean else None
+        return QUICK_CLEAN if clean else None
 
     def _keypoint_checks(
         self, sig: DefaultSignature, hash_hits: dict[int, tuple[int, int]], by_hash: list[int]
@@ -504,8 +516,7 @@ class DefaultMethod:
         return {"hash": (t1 - t0) * 1e3, "words": (t2 - t1) * 1e3, "cluster": (t3 - t2) * 1e3}
 
     def _duplicate(
-        self, upload_id: str, image_id: str, dist: float, how: str, key: int,
-        region: Region | None = None,
+        self, upload_id: str, image_id: str, dist: float, how: str, key: int, verified: Verified
     ) -> Decision:
         """A reference to ``image_id``, matched on the entry under ``key``: the image itself or
         one of its aliases (then ``via`` names it, and a region measured on that copy is not
@@ -521,8 +532,9 @@ class DefaultMethod:
             cluster_id,
             float(dist),
             how,
-            region if via is None else None,
+            verified.region if via is None else None,
             via,
+            verified.reason,
         )
 
     def _hash_candidates(self, sig: DefaultSignature) -> dict[int, tuple[int, int]]:
@@ -593,7 +605,10 @@ class DefaultMethod:
 
     def _fast_check(self, sig: DefaultSignature, key: int, variant: int) -> Verified | None:
         ev = self.fast_evidence(sig, key, variant)
-        return WHOLE_PICTURE if ev is not None and ev.passes(FAST_PIXELS) else None
+        if ev is None:
+            return None
+        verdict = ev.verdict(FAST_PIXELS)
+        return Verified(verdict.rule) if verdict.accepted else None
 
     def keypoint_evidence(
         self,
@@ -635,9 +650,11 @@ class DefaultMethod:
     def _keypoint_check(
         self, sig: DefaultSignature, key: int, views: tuple[bool, ...], screen: bool
     ) -> Verified | None:
-        evidence = self.keypoint_evidence(sig, key, views, PIXELS, screen)
-        passing = next((a for a in evidence if a.check.passes(PIXELS)), None)
-        return None if passing is None else Verified(passing.region)
+        for aligned in self.keypoint_evidence(sig, key, views, PIXELS, screen):
+            verdict = aligned.check.verdict(PIXELS)
+            if verdict.accepted:
+                return Verified(verdict.rule, aligned.region)
+        return None
 
     # ------------------------------------------------------------------ state
     def apply(self, decision: Decision, sig: DefaultSignature) -> bool:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import cached_property
 
 import cv2
@@ -170,6 +171,30 @@ class PixelThresholds:
     max_ink_flip: float = 0.15
 
 
+class PixelRule(StrEnum):
+    """The aligned-pixel rules, named as a decision's evidence records the one that accepted
+    a pair, and as a refusal names the first that refused it."""
+
+    # accepted
+    CLEAN_COPY = "clean-copy"  # the whole overlap agrees (after tone and colour fitting)
+    OVERLAY = "overlay"  # one compact pasted blob (caption, badge) on an agreeing layout
+    ALIEN_OVERLAY = "overlay-alien-to-both"  # the layout agrees only away from such a blob
+    # refused
+    LITTLE_OVERLAP = "little-overlap"  # the alignment covers too little of the smaller picture
+    SMALL_PART = "small-part-of-larger"  # the smaller is a small piece of the larger
+    COLOURS_CHANGED = "colours-changed"  # colours flipped, not filtered (ColourShift)
+    LAYOUT_DIFFERS = "layout-differs"  # the grey layouts do not correlate
+    DETAIL_DIFFERS = "detail-differs"  # the fine detail does not correlate
+    CHANGED_DETAIL = "changed-detail"  # pixels disagree strongly (a trait, a pip)
+    FAINT_CHANGE = "faint-change"  # too many pixels disagree faintly
+
+
+@dataclass(frozen=True)
+class Verdict:
+    accepted: bool
+    rule: PixelRule
+
+
 @dataclass(frozen=True)
 class Geometry:
     """A similarity (2x3) or, for a keystoned or stretched copy, a homography (3x3) from stored
@@ -200,30 +225,43 @@ class PixelCheck:
     ncc_unshaded: float = 0.0  # ncc after the smooth residual (vignette, uneven tint) is removed
 
     def passes(self, t: PixelThresholds) -> bool:
-        framing = (
-            self.cover_small >= t.min_cover_small
-            and self.cover_large >= t.min_cover_large
-            and (self.colour is None or self.colour.passes(t))
-        )
-        if not framing:
-            return False
+        return self.verdict(t).accepted
+
+    def verdict(self, t: PixelThresholds) -> Verdict:
+        """Which rule accepted the pair, or the first that refused it (rules in PixelRule)."""
+        if self.cover_small < t.min_cover_small:
+            return Verdict(False, PixelRule.LITTLE_OVERLAP)
+        if self.cover_large < t.min_cover_large:
+            return Verdict(False, PixelRule.SMALL_PART)
+        if self.colour is not None and not self.colour.passes(t):
+            return Verdict(False, PixelRule.COLOURS_CHANGED)
         # a vignette or uneven tint lowers the layout correlation of a clean copy; the smooth
         # residual it leaves is no change of the picture
-        clean = (
-            max(self.ncc, self.ncc_unshaded) >= t.min_ncc
-            and self.detail_ncc >= t.min_detail_ncc
-            and self.bad <= t.max_bad
-            and self.bad_center <= t.max_bad_center
-            and self.bad_faint <= t.max_bad_faint
-        )
-        if clean or self.overlay is None or not self.overlay.passes(t):
-            return clean
+        unclean = self._unclean(t)
+        if unclean is None:
+            return Verdict(True, PixelRule.CLEAN_COPY)
+        if self.overlay is None or not self.overlay.passes(t):
+            return Verdict(False, unclean)
         if self.ncc >= t.min_ncc:
-            return True
+            return Verdict(True, PixelRule.OVERLAY)
         # the layout agrees only away from the blob (a black caption on white line art owns
         # the grey variance of the whole picture): then the blob must be alien to both pictures
         # (5 of diamonds vs 6: the 6's middle row repeats its top row)
-        return self.overlay.ncc >= t.min_ncc and self.overlay.motif_both <= t.max_overlay_motif
+        if self.overlay.ncc >= t.min_ncc and self.overlay.motif_both <= t.max_overlay_motif:
+            return Verdict(True, PixelRule.ALIEN_OVERLAY)
+        return Verdict(False, PixelRule.LAYOUT_DIFFERS)
+
+    def _unclean(self, t: PixelThresholds) -> PixelRule | None:
+        """The first rule of a clean copy the pair breaks, or None when it is one."""
+        if max(self.ncc, self.ncc_unshaded) < t.min_ncc:
+            return PixelRule.LAYOUT_DIFFERS
+        if self.detail_ncc < t.min_detail_ncc:
+            return PixelRule.DETAIL_DIFFERS
+        if self.bad > t.max_bad or self.bad_center > t.max_bad_center:
+            return PixelRule.CHANGED_DETAIL
+        if self.bad_faint > t.max_bad_faint:
+            return PixelRule.FAINT_CHANGE
+        return None
 
 
 @dataclass(frozen=True)

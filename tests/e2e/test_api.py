@@ -238,6 +238,7 @@ def test_an_upload_becomes_decided_with_its_duplicate_and_alert(
     assert copy["decision"]["image"]["image_id"] == original["decision"]["image"]["image_id"]
     assert copy["decision"]["cluster_id"] == original["decision"]["cluster_id"]
     assert copy["decision"]["evidence"]["method"]
+    assert copy["decision"]["evidence"]["reason"] == "identical-bytes"
     assert copy["alert"]["author"] == "bob" and copy["alert"]["original_author"] == "alice"
     assert copy["alert"]["original_post_id"] == original["post_id"]
     with api.client(api.platform_a) as a:
@@ -512,6 +513,7 @@ def test_a_crop_s_evidence_outlines_where_it_lies_in_the_original(api: Api) -> N
         region = copy["decision"]["evidence"]["region"]
         got = [region[k] for k in ("x0", "y0", "x1", "y1")]
         assert np.allclose(got, box, atol=0.02), got
+        assert copy["decision"]["evidence"]["reason"] == "clean-copy"
         found = _search(a, jpeg(crop, 70)).json()["matches"]
         assert len(found) == 1 and found[0]["image"]["image_id"] == first.json()["post_id"]
         # the crop is now stored as an alias too, and may match first: a region measured on

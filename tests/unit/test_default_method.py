@@ -11,9 +11,15 @@ from skimage import data
 
 from stream_processors.engine.decision import Decision, DecisionKind
 from stream_processors.engine.decode import decode_image
-from stream_processors.engine.default_method import DefaultMethod, DefaultSignature, Evidence
+from stream_processors.engine.default_method import (
+    REASON_IDENTICAL_BYTES,
+    DefaultMethod,
+    DefaultSignature,
+    Evidence,
+)
 from stream_processors.engine.feature_store import MappingFeatureStore
 from stream_processors.engine.method import build_method
+from stream_processors.engine.verify import PixelRule
 
 Edit = Callable[[np.ndarray], np.ndarray]
 
@@ -364,6 +370,8 @@ def test_a_crop_s_decision_says_where_it_lies_in_the_original(
     assert d.is_duplicate and d.image_id == "u-orig" and d.region is not None
     got = (d.region.x0, d.region.y0, d.region.x1, d.region.y1)
     assert np.allclose(got, box, atol=0.02), got
+    assert d.reason == PixelRule.CLEAN_COPY  # the rule that accepted it, for the evidence
     whole = _decide(m, "u-copy", _encode(img, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, 90]))
-    assert whole.is_duplicate
+    assert whole.is_duplicate and whole.reason
     assert whole.region is None or whole.region.area > 0.9
+    assert _decide(m, "u-same", _encode(img)).reason == REASON_IDENTICAL_BYTES

@@ -6,10 +6,14 @@ import dataclasses
 
 import cv2
 import numpy as np
+import pytest
 from skimage import data
 
 from stream_processors.engine.verify import (
+    PixelCheck,
+    PixelRule,
     PixelThresholds,
+    Verdict,
     _content_cover,
     pixel_check,
 )
@@ -449,3 +453,48 @@ def test_greyscale_and_brightened_copy_passes() -> None:
     ev = pixel_check(q, t, _identity(q, t))
     assert ev.colour is not None and ev.colour.greyscale_copy
     assert ev.passes(PIXELS)
+
+
+def _evidence(**fields: float) -> PixelCheck:
+    """A clean pair's figures, with the named ones changed: one rule at a time."""
+    clean: dict[str, float] = {
+        "cover_small": 1.0, "cover_large": 1.0, "ncc": 0.99, "bad": 0.0, "bad_center": 0.0,
+        "bad_faint": 0.0, "detail_ncc": 0.9, "ncc_unshaded": 0.99,
+    }
+    return PixelCheck(**{**clean, **fields})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("fields", "rule"),
+    [
+        ({}, PixelRule.CLEAN_COPY),
+        ({"cover_small": PIXELS.min_cover_small - 0.01}, PixelRule.LITTLE_OVERLAP),
+        ({"cover_large": PIXELS.min_cover_large - 0.01}, PixelRule.SMALL_PART),
+        ({"ncc": PIXELS.min_ncc - 0.01, "ncc_unshaded": 0.0}, PixelRule.LAYOUT_DIFFERS),
+        ({"detail_ncc": PIXELS.min_detail_ncc - 0.01}, PixelRule.DETAIL_DIFFERS),
+        ({"bad": PIXELS.max_bad * 2}, PixelRule.CHANGED_DETAIL),
+        ({"bad_faint": PIXELS.max_bad_faint * 2}, PixelRule.FAINT_CHANGE),
+    ],
+)
+def test_each_pixel_rule_names_itself(fields: dict[str, float], rule: PixelRule) -> None:
+    verdict = _evidence(**fields).verdict(PIXELS)
+    assert verdict.rule is rule
+    assert verdict.accepted is (rule is PixelRule.CLEAN_COPY)
+
+
+def test_a_vignette_s_layout_is_judged_without_its_shading() -> None:
+    shaded = _evidence(ncc=PIXELS.min_ncc - 0.1, ncc_unshaded=PIXELS.min_ncc + 0.05)
+    assert shaded.verdict(PIXELS) == Verdict(True, PixelRule.CLEAN_COPY)
+
+
+def test_real_pairs_are_accepted_and_refused_by_their_named_rule() -> None:
+    """The same verdicts as passes() gives, with the rule the evidence records."""
+    t = _thumb(data.astronaut())
+    caption = _caption(t, "for sale", (20, 170))
+    assert pixel_check(caption, t, _identity(caption, t)).verdict(PIXELS) == Verdict(
+        True, PixelRule.OVERLAY
+    )
+    recoloured = t.copy()
+    cv2.circle(recoloured, (96, 96), 48, (20, 200, 40), -1, cv2.LINE_AA)
+    refused = pixel_check(recoloured, t, _identity(recoloured, t)).verdict(PIXELS)
+    assert not refused.accepted and refused.rule is PixelRule.CHANGED_DETAIL
