@@ -36,7 +36,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,9 +49,8 @@ from typing import Any
 import cv2
 import httpx
 import numpy as np
-import psycopg
-from aiokafka.admin import AIOKafkaAdminClient
 
+from infra.namespaces import drop_namespace, free_port
 from infra.settings import Settings, get_settings
 from infra.stack.manager import stack_up
 from infra.stack.postgres import Postgres
@@ -285,12 +283,6 @@ def run_load(
 # --- the servers -----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def running(
     argv: list[str], env: dict[str, str], probe_url: str, what: str
@@ -354,24 +346,7 @@ def bench_namespace(base: Settings) -> Iterator[Settings]:
         migrate(settings.pg_dsn)
         yield settings
     finally:
-        _drop_namespace(settings)
-
-
-def _drop_namespace(settings: Settings) -> None:
-    async def delete_topics() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-        await admin.start()
-        try:
-            names = [t for t in await admin.list_topics() if t.startswith(settings.faust_app_id)]
-            if names:
-                await admin.delete_topics(names)
-        finally:
-            await admin.close()
-
-    asyncio.run(delete_topics())
-    admin_db = dataclasses.replace(settings, pg_database="postgres")
-    with psycopg.connect(admin_db.pg_dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{settings.pg_database}" WITH (FORCE)')
+        drop_namespace(settings)
 
 
 # --- the run ---------------------------------------------------------------------------------

@@ -8,22 +8,14 @@ demo's data nor a previous session's; the services themselves are started once b
 from __future__ import annotations
 
 import dataclasses
-import shutil
-import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 
+from infra.namespaces import drop_namespace, free_port
 from infra.settings import Settings
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on now (the kernel's pick; racy only against other pickers)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _namespaced(base: Settings, tag: str) -> Settings:
@@ -70,28 +62,4 @@ def fresh_namespace(base: Settings) -> Iterator[Settings]:
     try:
         yield settings
     finally:
-        _drop_namespace(settings)
-
-
-def _drop_namespace(settings: Settings) -> None:
-    """Delete the session's topics and database: a test run must not grow the stack forever."""
-    import asyncio
-
-    import psycopg
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    async def delete_topics() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-        await admin.start()
-        try:
-            names = [t for t in await admin.list_topics() if t.startswith(settings.faust_app_id)]
-            if names:
-                await admin.delete_topics(names)
-        finally:
-            await admin.close()
-
-    asyncio.run(delete_topics())
-    shutil.rmtree(settings.data_dir / "faust" / settings.faust_app_id, ignore_errors=True)
-    base = dataclasses.replace(settings, pg_database="postgres")
-    with psycopg.connect(base.pg_dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{settings.pg_database}" WITH (FORCE)')
+        drop_namespace(settings)  # a test run must not grow the stack forever
