@@ -146,6 +146,16 @@ class PixelThresholds:
     # OverlayBlob.clean_outside; first at the clean limit 0.0005: stress 675 -> 685 TP, dev
     # 745 -> 747).
     max_overlay_box: float = 0.16
+    # Several separate overlays (OverlayBlob.parts > 1) may cover this much together: a meme's
+    # two caption bands of ~0.1 each, four stickers of ~0.02.
+    max_overlays_box: float = 0.3
+    # ... unless one repeats, turned half round, where another lies, in both pictures: a
+    # card's changed index in two corners (correlation 0.9+), not two captions
+    max_half_turn_repeat: float = 0.6
+    # Several overlays hide more of the picture, so the rest must agree more: the layout away
+    # from them correlates this much (copies with two caption bands or four stickers: 95% at
+    # or above 0.965; a moon photo and a dark wallpaper under the same two captions 0.936).
+    min_overlays_rest_ncc: float = 0.95
     max_outside_share: float = 0.2
     # Clean outside the blob (OverlayBlob.clean_outside): strong disagreement there up to 0.002
     # of the overlap (4x the clean limit; a filtered copy's scattered residue 0.0008-0.0018 on
@@ -178,6 +188,7 @@ class PixelRule(StrEnum):
     # accepted
     CLEAN_COPY = "clean-copy"  # the whole overlap agrees (after tone and colour fitting)
     OVERLAY = "overlay"  # one compact pasted blob (caption, badge) on an agreeing layout
+    OVERLAYS = "overlays"  # a few separate such blobs (a meme's caption bands, stickers)
     ALIEN_OVERLAY = "overlay-alien-to-both"  # the layout agrees only away from such a blob
     # refused
     LITTLE_OVERLAP = "little-overlap"  # the alignment covers too little of the smaller picture
@@ -223,6 +234,8 @@ class PixelCheck:
     overlay: OverlayBlob | None = None  # the disagreement as one blob, when it is one
     colour: ColourShift | None = None
     ncc_unshaded: float = 0.0  # ncc after the smooth residual (vignette, uneven tint) is removed
+    # the disagreement as a few separate blobs, when the largest alone leaves much outside it
+    overlays: OverlayBlob | None = None
 
     def passes(self, t: PixelThresholds) -> bool:
         return self.verdict(t).accepted
@@ -240,14 +253,27 @@ class PixelCheck:
         unclean = self._unclean(t)
         if unclean is None:
             return Verdict(True, PixelRule.CLEAN_COPY)
-        if self.overlay is None or not self.overlay.passes(t):
-            return Verdict(False, unclean)
+        single = self._overlay_verdict(self.overlay, t, PixelRule.OVERLAY)
+        if single is not None:
+            return single
+        several = self._overlay_verdict(self.overlays, t, PixelRule.OVERLAYS)
+        return several if several is not None else Verdict(False, unclean)
+
+    def _overlay_verdict(
+        self, overlay: OverlayBlob | None, t: PixelThresholds, rule: PixelRule
+    ) -> Verdict | None:
+        """Accepted as a copy with pasted overlays, refused as another picture, or None when
+        the disagreement is no such overlay (the clean rule's refusal stands)."""
+        if overlay is None or not overlay.passes(t):
+            return None
+        if overlay.parts > 1 and overlay.ncc < t.min_overlays_rest_ncc:
+            return None
         if self.ncc >= t.min_ncc:
-            return Verdict(True, PixelRule.OVERLAY)
+            return Verdict(True, rule)
         # the layout agrees only away from the blob (a black caption on white line art owns
         # the grey variance of the whole picture): then the blob must be alien to both pictures
         # (5 of diamonds vs 6: the 6's middle row repeats its top row)
-        if self.overlay.ncc >= t.min_ncc and self.overlay.motif_both <= t.max_overlay_motif:
+        if overlay.ncc >= t.min_ncc and overlay.motif_both <= t.max_overlay_motif:
             return Verdict(True, PixelRule.ALIEN_OVERLAY)
         return Verdict(False, PixelRule.LAYOUT_DIFFERS)
 
@@ -314,6 +340,9 @@ class OverlayBlob:
     outside_strong: float  # ... and strong disagreement
     outside_mirrored: float  # share of that strong disagreement that is point-symmetric
     measure_motifs: Callable[[], list[float]] = field(repr=False, compare=False)
+    parts: int = 1  # separate blobs taken together (a meme's caption bands, stickers)
+    # how well one blob repeats, turned half round, at another's place in both pictures
+    self_mirrored: float = 0.0
 
     @cached_property
     def _motifs(self) -> list[float]:
@@ -343,7 +372,8 @@ class OverlayBlob:
     def passes(self, t: PixelThresholds) -> bool:
         return (
             self.detail_ncc >= t.min_detail_ncc
-            and self.box <= t.max_overlay_box
+            and self.box <= (t.max_overlay_box if self.parts == 1 else t.max_overlays_box)
+            and self.self_mirrored <= t.max_half_turn_repeat
             and (self.outside_share <= t.max_outside_share or self.clean_outside(t))
             and not self.point_symmetric(t)
             and self.oblique >= t.min_overlay_oblique
@@ -716,8 +746,8 @@ def pixel_check(
     bad_faint = cv2.countNonZero(faint) / n_valid
     q_grey, s_grey = _grey(q), _grey(s_img)
     detail_ncc = _detail_ncc(q_grey, s_grey, valid_u8)
-    overlay = (
-        _overlay_blob(
+    overlay, overlays = (
+        _overlay_blobs(
             faint,
             bad_img,
             valid_u8,
@@ -728,7 +758,7 @@ def pixel_check(
             s_fit_grey,
         )
         if bad > 0
-        else None
+        else (None, None)
     )
     return PixelCheck(
         cover_small,
@@ -741,6 +771,7 @@ def pixel_check(
         overlay,
         colour,
         _ncc(q_grey, s_grey, valid_u8),
+        overlays,
     )
 
 
@@ -845,7 +876,7 @@ def _robust_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return gain, offset
 
 
-def _overlay_blob(
+def _overlay_blobs(
     faint: np.ndarray,
     strong: np.ndarray,
     valid: np.ndarray,
@@ -854,74 +885,179 @@ def _overlay_blob(
     affine: np.ndarray,
     aligned_grey: tuple[np.ndarray, np.ndarray],
     fitted_grey: np.ndarray,
-) -> OverlayBlob | None:
-    """Describe the largest merged blob of the faint-disagreement map (uint8, query frame;
-    ``strong`` is the strong-disagreement map); ``valid`` is the overlap (uint8),
-    ``aligned_grey`` the smoothed query and corrected stored grey images the detail correlation
-    compares, ``fitted_grey`` the stored grey image before the smooth correction (the layout
-    correlation's)."""
+) -> tuple[OverlayBlob | None, OverlayBlob | None]:
+    """The faint-disagreement map (uint8, query frame; ``strong`` is the strong map) as overlays:
+    its largest merged blob alone, and the few largest blobs together when one does not hold
+    enough of it (a meme's two caption bands, several stickers), else None. ``valid`` is the
+    overlap (uint8), ``aligned_grey`` the smoothed query and corrected stored grey images the
+    detail correlation compares, ``fitted_grey`` the stored grey image before the smooth
+    correction (the layout correlation's)."""
     merged = cv2.dilate(faint, _BLOB_KERNEL)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(merged, connectivity=8)
     if n < 2:
-        return None
-    big = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    x, y, w, h = (int(v) for v in stats[big, :4])
-    away = (labels != big).view(np.uint8)
-    outside = cv2.countNonZero(faint & away)
-    n_valid = cv2.countNonZero(valid)
-    strong_away = strong & away
-    outside_strong = cv2.countNonZero(strong_away) / n_valid
-    symmetric_to = ((labels == big).view(np.uint8) | cv2.dilate(strong_away, _MOTIF_KERNEL)) > 0
-    mirrored = _point_reflected_share(strong_away, symmetric_to, valid)
-    detail = _detail_ncc(aligned_grey[0], aligned_grey[1], valid & cv2.erode(away, _BLOB_KERNEL))
+        return None, None
+    by_area = [1 + int(i) for i in np.argsort(-stats[1:, cv2.CC_STAT_AREA], kind="stable")]
+    blobs = _Blobs(faint, strong, valid, labels, stats, query_thumb, stored_thumb, affine,
+                   aligned_grey, fitted_grey)
+    single = blobs.describe(by_area[:1])
+    if len(by_area) < 2 or single.outside_share <= _MULTI_MIN_OUTSIDE_SHARE:
+        return single, None
     total = cv2.countNonZero(faint)
-    qh, qw = query_thumb.shape[:2]
-    qbox = (
-        max(0, x - _BLOB_MARGIN),
-        max(0, y - _BLOB_MARGIN),
-        min(qw, x + w + _BLOB_MARGIN),
-        min(qh, y + h + _BLOB_MARGIN),
-    )
-    # the same box in the stored thumbnail's own frame: a warp would tilt its grid-aligned edges
-    corners = np.array(
-        [[qbox[0], qbox[1]], [qbox[2], qbox[1]], [qbox[0], qbox[3]], [qbox[2], qbox[3]]],
-        np.float64,
-    )
-    mapped = _map_points(_invert(affine), corners)
-    sh, sw = stored_thumb.shape[:2]
-    sbox = (
-        max(0, int(mapped[:, 0].min())),
-        max(0, int(mapped[:, 1].min())),
-        min(sw, int(mapped[:, 0].max()) + 1),
-        min(sh, int(mapped[:, 1].max()) + 1),
-    )
-    oblique = max(_oblique_share(query_thumb, qbox), _oblique_share(stored_thumb, sbox))
-    # the motif is what disagrees, not the whole box: a caption's box also holds a bit of the
-    # picture's edges, which repeat along themselves
-    blob = cv2.dilate(faint & (labels == big).view(np.uint8), _MOTIF_KERNEL)
+    taken: list[int] = []
+    kept = 0
+    for label in by_area[:MAX_OVERLAY_PARTS]:
+        taken.append(label)
+        kept += cv2.countNonZero(faint & (labels == label).view(np.uint8))
+        if len(taken) >= 2 and 1.0 - kept / total <= _MULTI_TARGET_OUTSIDE_SHARE:
+            break
+    return single, blobs.describe(taken)
 
-    def motifs() -> list[float]:
-        sblob = _warp(blob, _invert(affine), (sw, sh), cv2.INTER_NEAREST, 0)
+
+# A single blob leaving less than this share of the disagreement outside it needs no others.
+_MULTI_MIN_OUTSIDE_SHARE = 0.05
+# Blobs are added, largest first, until this share or less of the disagreement is outside.
+_MULTI_TARGET_OUTSIDE_SHARE = 0.05
+# Several separate overlays: a meme's caption bands, a few stickers; more parts are a different
+# picture disagreeing all over.
+MAX_OVERLAY_PARTS = 6
+# A blob's point reflection must fall this much on another blob to be its half-turn repeat.
+_HALF_TURN_MIN_OVERLAP = 0.3
+
+
+@dataclass(frozen=True)
+class _Blobs:
+    """What ``_overlay_blobs`` measures a set of blobs on."""
+
+    faint: np.ndarray
+    strong: np.ndarray
+    valid: np.ndarray
+    labels: np.ndarray
+    stats: np.ndarray
+    query_thumb: np.ndarray
+    stored_thumb: np.ndarray
+    affine: np.ndarray
+    aligned_grey: tuple[np.ndarray, np.ndarray]
+    fitted_grey: np.ndarray
+
+    def describe(self, parts: list[int]) -> OverlayBlob:
+        faint, strong, valid, labels = self.faint, self.strong, self.valid, self.labels
+        chosen_mask = np.isin(labels, parts)
+        chosen: np.ndarray = chosen_mask.view(np.uint8)
+        away: np.ndarray = (~chosen_mask).view(np.uint8)
+        outside = cv2.countNonZero(faint & away)
+        n_valid = cv2.countNonZero(valid)
+        strong_away = strong & away
+        outside_strong = cv2.countNonZero(strong_away) / n_valid
+        symmetric_to = (chosen | cv2.dilate(strong_away, _MOTIF_KERNEL)) > 0
+        mirrored = _point_reflected_share(strong_away, symmetric_to, valid)
+        ag = self.aligned_grey
+        detail = _detail_ncc(ag[0], ag[1], valid & cv2.erode(away, _BLOB_KERNEL))
+        total = cv2.countNonZero(faint)
+        boxes = [self._boxes(label) for label in parts]
+        area = sum(int(self.stats[label, cv2.CC_STAT_WIDTH] * self.stats[label, cv2.CC_STAT_HEIGHT])
+                   for label in parts)
+        oblique = min(
+            max(_oblique_share(self.query_thumb, qbox), _oblique_share(self.stored_thumb, sbox))
+            for qbox, sbox in boxes
+        )
+        self_mirrored = self._half_turn_repeat(boxes, chosen) if len(parts) > 1 else 0.0
+
+        def motifs() -> list[float]:
+            # each blob's own motif (the least-repeating side's), the worst blob deciding; and
+            # the most a blob repeats on either side
+            per_blob = [self._motifs(label, qbox, sbox) for label, (qbox, sbox)
+                        in zip(parts, boxes, strict=True)]
+            least = [min(m) for m in per_blob if m]
+            most = [max(m) for m in per_blob if m]
+            return [max(least), max(most)] if least else []
+
+        return OverlayBlob(
+            area / n_valid,
+            outside / total,
+            oblique,
+            _ncc(ag[0], self.fitted_grey, valid & away),
+            detail,
+            outside / n_valid,
+            outside_strong,
+            mirrored,
+            motifs,
+            parts=len(parts),
+            self_mirrored=self_mirrored,
+        )
+
+    def _half_turn_repeat(
+        self, boxes: list[tuple[tuple[int, int, int, int], tuple[int, int, int, int]]],
+        chosen: np.ndarray,
+    ) -> float:
+        """How well a blob's content repeats, turned half round, at its point reflection through
+        the overlap's centre where another blob lies, in both pictures (the lower of the two,
+        the best blob): a card's index in two corners, changed in both; two captions or
+        stickers do not repeat each other, and the original under them does not either."""
+        x0, y0, w, h = cv2.boundingRect(self.valid)
+        best = 0.0
+        for (bx0, by0, bx1, by1), _ in boxes:
+            rx0, ry0 = 2 * x0 + w - bx1, 2 * y0 + h - by1
+            rx1, ry1 = rx0 + (bx1 - bx0), ry0 + (by1 - by0)
+            if rx0 < 0 or ry0 < 0 or rx1 > chosen.shape[1] or ry1 > chosen.shape[0]:
+                continue
+            too_small = bx1 - bx0 < _MIN_MOTIF_SIDE or by1 - by0 < _MIN_MOTIF_SIDE
+            if too_small or (rx0, ry0) == (bx0, by0):
+                continue  # a blob around the centre reflects onto itself
+            if chosen[ry0:ry1, rx0:rx1].mean() < _HALF_TURN_MIN_OVERLAP:
+                continue
+            repeats = [
+                correlation(
+                    np.rot90(grey[by0:by1, bx0:bx1], 2).reshape(-1).astype(np.float64),
+                    grey[ry0:ry1, rx0:rx1].reshape(-1).astype(np.float64),
+                )
+                for grey in self.aligned_grey
+            ]
+            best = max(best, min(repeats))
+        return best
+
+    def _boxes(
+        self, label: int
+    ) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
+        """The blob's box in the query thumbnail and the same box in the stored thumbnail's
+        own frame (a warp would tilt its grid-aligned edges)."""
+        x, y, w, h = (int(v) for v in self.stats[label, :4])
+        qh, qw = self.query_thumb.shape[:2]
+        qbox = (
+            max(0, x - _BLOB_MARGIN),
+            max(0, y - _BLOB_MARGIN),
+            min(qw, x + w + _BLOB_MARGIN),
+            min(qh, y + h + _BLOB_MARGIN),
+        )
+        corners = np.array(
+            [[qbox[0], qbox[1]], [qbox[2], qbox[1]], [qbox[0], qbox[3]], [qbox[2], qbox[3]]],
+            np.float64,
+        )
+        mapped = _map_points(_invert(self.affine), corners)
+        sh, sw = self.stored_thumb.shape[:2]
+        sbox = (
+            max(0, int(mapped[:, 0].min())),
+            max(0, int(mapped[:, 1].min())),
+            min(sw, int(mapped[:, 0].max()) + 1),
+            min(sh, int(mapped[:, 1].max()) + 1),
+        )
+        return qbox, sbox
+
+    def _motifs(
+        self, label: int, qbox: tuple[int, int, int, int], sbox: tuple[int, int, int, int]
+    ) -> list[float]:
+        # the motif is what disagrees, not the whole box: a caption's box also holds a bit of
+        # the picture's edges, which repeat along themselves
+        blob = cv2.dilate(self.faint & (self.labels == label).view(np.uint8), _MOTIF_KERNEL)
+        sh, sw = self.stored_thumb.shape[:2]
+        sblob = _warp(blob, _invert(self.affine), (sw, sh), cv2.INTER_NEAREST, 0)
         return [
             r
             for r in (
-                _self_match(query_thumb, qbox, blob[qbox[1] : qbox[3], qbox[0] : qbox[2]]),
-                _self_match(stored_thumb, sbox, sblob[sbox[1] : sbox[3], sbox[0] : sbox[2]]),
+                _self_match(self.query_thumb, qbox, blob[qbox[1] : qbox[3], qbox[0] : qbox[2]]),
+                _self_match(self.stored_thumb, sbox, sblob[sbox[1] : sbox[3], sbox[0] : sbox[2]]),
             )
             if r is not None
         ]
-
-    return OverlayBlob(
-        w * h / n_valid,
-        outside / total,
-        oblique,
-        _ncc(aligned_grey[0], fitted_grey, valid & away),
-        detail,
-        outside / n_valid,
-        outside_strong,
-        mirrored,
-        motifs,
-    )
 
 
 def _point_reflected_share(points: np.ndarray, region: np.ndarray, valid: np.ndarray) -> float:

@@ -296,8 +296,9 @@ def _badge(img: np.ndarray, centre: tuple[int, int], colour: tuple[int, int, int
 def test_a_duplicate_is_kept_as_an_alias_that_verifies_later_copies(
     originals: dict[str, np.ndarray], name: str
 ) -> None:
-    """The first upload carries a sticker; the clean original references it; a copy with a
-    sticker elsewhere fails against the first (two stickers) but verifies against the alias."""
+    """The first upload carries a sticker; the clean original references it and is kept as its
+    alias; a copy with a sticker elsewhere verifies against the alias (one overlay) and, once
+    the alias is gone, against the first itself (two separate overlays)."""
     m = DefaultMethod()
     clean = originals[name]
     h, w = clean.shape[:2]
@@ -313,7 +314,9 @@ def test_a_duplicate_is_kept_as_an_alias_that_verifies_later_copies(
     assert via_alias.via == "original" and via_alias.region is None  # traceable to the alias
     assert original.via is None
     m.remove_alias("original")
-    assert m.evaluate("other", other).kind is not DecisionKind.DUPLICATE_REFERENCE
+    direct = m.evaluate("other", other)
+    assert direct.kind is DecisionKind.DUPLICATE_REFERENCE and direct.image_id == "first"
+    assert direct.via is None and direct.reason == PixelRule.OVERLAYS
 
 
 def test_an_exact_copy_keeps_no_alias(originals: dict[str, np.ndarray]) -> None:

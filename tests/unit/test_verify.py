@@ -93,13 +93,18 @@ def test_changed_trait_of_pixel_art_fails() -> None:
     assert not ev.passes(PIXELS)
 
 
-def test_changes_in_several_places_fail() -> None:
-    """Two separate changed details (a card's rank in two corners) are not one overlay."""
+def test_captions_in_several_places_are_several_overlays() -> None:
+    """Two separate captions on a photo are not one overlay, but two: the photo around them
+    agrees, and neither repeats the other turned half round (a card's rank in its two corners
+    does, and is refused: test_card_index_changed_in_both_corners_fails)."""
     t = _thumb(data.astronaut())
     q = _caption(_caption(t, "7", (8, 24)), "7", (170, 180))
     ev = pixel_check(q, t, _identity(q, t))
     assert ev.overlay is not None and ev.overlay.outside_share > PIXELS.max_outside_share
-    assert not ev.passes(PIXELS)
+    assert not ev.overlay.passes(PIXELS)
+    assert ev.overlays is not None and ev.overlays.parts == 2
+    assert ev.overlays.self_mirrored <= PIXELS.max_half_turn_repeat
+    assert ev.verdict(PIXELS) == Verdict(True, PixelRule.OVERLAYS)
 
 
 def test_large_change_fails() -> None:
@@ -330,7 +335,8 @@ def test_colour_logo_on_a_greyscale_picture_passes() -> None:
 def test_caption_with_faint_residue_elsewhere_passes() -> None:
     """A caption on a filtered copy: the filter leaves faint residue away from the caption that
     outweighs the caption itself, but apart from the caption the pair is as clean as a clean
-    copy. A second strong change elsewhere is not."""
+    copy. A second strong change elsewhere is no longer one overlay: the pair passes only as
+    two separate ones, on the strong agreement of the rest."""
     t = _thumb(data.astronaut())
     q = _caption(t, "ok", (140, 170)).astype(np.float32)
     q[20:36, 20:36] += 60  # faint: above the faint level, below the strong one
@@ -343,7 +349,9 @@ def test_caption_with_faint_residue_elsewhere_passes() -> None:
     q[20:40, 20:40] = 0
     ev = pixel_check(q, t, _identity(q, t))
     assert ev.overlay is not None and not ev.overlay.clean_outside(PIXELS)
-    assert not ev.passes(PIXELS)
+    assert not ev.overlay.passes(PIXELS)
+    assert ev.overlays is not None and ev.overlays.parts == 2
+    assert ev.verdict(PIXELS) == Verdict(True, PixelRule.OVERLAYS)
 
 
 def _court_card(suit: str) -> np.ndarray:
@@ -380,6 +388,10 @@ def test_card_index_changed_in_both_corners_fails() -> None:
     loose = dataclasses.replace(PIXELS, max_outside_strong=1.0)
     assert not ev.passes(loose)
     assert ev.passes(dataclasses.replace(loose, max_outside_mirrored=1.0))
+    # taken as two overlays, the two corners are one change turned half round in both cards
+    assert ev.overlays is not None and ev.overlays.parts == 2
+    assert ev.overlays.self_mirrored > PIXELS.max_half_turn_repeat
+    assert not ev.overlays.passes(PIXELS)
 
 
 def test_bold_caption_on_line_art_passes_on_the_layout_away_from_it() -> None:
