@@ -39,6 +39,19 @@ SECURITY_HEADERS = {
 }
 
 
+# How each method string of a decision reads to a moderator (engine.default_method.Evidence).
+METHOD_TEXT = {
+    "default:sha256": "identical bytes (SHA-256)",
+    "default:hash+quick-pixels": "perceptual hash, then a quick pixel check (a clean copy)",
+    "default:hash+pixels": "perceptual hash, then the aligned pixel check",
+    "default:orb+ransac+pixels": (
+        "keypoints matched (ORB + RANSAC), then the aligned pixel check: a crop, rotation or "
+        "perspective change"
+    ),
+    "default:hash-cluster": "perceptual hash near a cluster's center",
+}
+
+
 def _bytes(n: float) -> str:
     """A byte count for people: 1.2 MB rather than 1234567."""
     for unit in ("B", "KB", "MB", "GB"):
@@ -64,6 +77,7 @@ _ENV = jinja2.Environment(
 )
 _ENV.filters["bytes"] = _bytes
 _ENV.filters["when"] = _when
+_ENV.globals["method_text"] = METHOD_TEXT
 templates = Jinja2Templates(env=_ENV)
 
 

@@ -23,17 +23,6 @@ fetch_router = APIRouter(include_in_schema=False)
 GRID_PAGE_SIZE = 60
 SIDE_PAGE_SIZE = 50
 
-# How each method string of a decision reads to a moderator (engine.default_method.Evidence).
-METHOD_TEXT = {
-    "default:sha256": "identical bytes (SHA-256)",
-    "default:hash+quick-pixels": "perceptual hash, then a quick pixel check (a clean copy)",
-    "default:hash+pixels": "perceptual hash, then the aligned pixel check",
-    "default:orb+ransac+pixels": (
-        "keypoints matched (ORB + RANSAC), then the aligned pixel check: a crop, rotation or "
-        "perspective change"
-    ),
-    "default:hash-cluster": "perceptual hash near a cluster's center",
-}
 
 
 def _copies(post: Post, duplicates: list[Post]) -> list[Post]:
@@ -86,7 +75,7 @@ async def post_page(request: Request, post_id: str, session: SignedIn, svc: Svc)
         counts = await queries.badge_counts(conn, [p.post_id for p in similar], key.platform)
     return page(request, "post.html", {
         "post": post, "duplicates": duplicates, "similar": similar, "copies": copies,
-        "as_uploaded": as_uploaded, "counts": counts, "method_text": METHOD_TEXT,
+        "as_uploaded": as_uploaded, "counts": counts,
         "notice": request.query_params.get("notice"),
     })
 

@@ -42,11 +42,17 @@ function describe(post, detail) {
   if (d.kind === "duplicate-reference") {
     const p = el("p", "Original: ");
     p.append(link(`/posts/${d.image.first_post_id}`, `${d.image.first_author}'s post`));
-    if (d.evidence) {
-      const dist = d.evidence.distance === null ? "" : `, distance ${d.evidence.distance.toPrecision(3)}`;
-      p.append(document.createTextNode(` (matched by ${d.evidence.method}${dist})`));
-    }
     facts.append(p);
+    const ev = d.evidence;
+    if (ev) {
+      const dist = ev.distance === null ? "" : ` (distance ${ev.distance.toPrecision(3)})`;
+      facts.append(el("p", `Evidence: ${methods[ev.method] || ev.method}${dist}`));
+      if (ev.region) {
+        const pct = (v) => Math.round(v * 100);
+        facts.append(el("p", `It shows x ${pct(ev.region.x0)}–${pct(ev.region.x1)} %, ` +
+          `y ${pct(ev.region.y0)}–${pct(ev.region.y1)} % of the original.`));
+      }
+    }
   }
   if (post.alert) {
     const p = el("p");
@@ -79,6 +85,7 @@ async function poll(postId, onDone, onWait) {
 }
 
 const result = document.getElementById("upload-result");
+const methods = result ? JSON.parse(result.dataset.methods) : {};
 if (result) {
   const status = document.getElementById("result-status");
   const detail = document.getElementById("result-detail");
