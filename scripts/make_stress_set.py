@@ -36,6 +36,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from scripts.stress_frames import draw_frame
+from scripts.stress_negatives import PoolPicture, make_negatives, pool_size
+
 MANIFEST_FIELDS = ("path", "group_id", "kind", "transform", "source")
 IMAGES_DIR = "images"
 DEFAULT_SEED = 0
@@ -82,6 +85,38 @@ SCREENSHOT_IMAGE_FRAC = (0.55, 0.8)
 STRETCH_RATIO = (1.12, 1.3)
 SHARPEN_AMOUNT = (0.8, 2.0)
 EDGE_MARGIN_FRAC = 0.03
+
+# Issue 15's families, at the strength its hidden set showed them (recall there in brackets):
+# memes with two caption bands (0.15), several stickers, captions larger than `text` (0.74),
+# JPEG/WebP at quality <= 25, also after a 0.5x resize (WebP 0.77), large logos and watermarks
+# (0.81), frames wider than a quarter of the side (0.84, see scripts/stress_frames.py), strong
+# colour filters (0.85), colour-stripped copies.
+MEME_BAND_FRAC = (0.12, 0.2)  # each of the two bands, of the height
+MEME_STYLES = ("impact", "bar", "outside")
+STICKER_COUNT = (3, 5)
+MULTI_STICKER_SIZE_FRAC = (0.12, 0.22)  # < 1/3, so stickers in different grid cells never touch
+BIG_CAPTION_HEIGHT_FRAC = (0.14, 0.28)  # `text` stops at 0.12
+BIG_LOGO_SIZE_FRAC = (0.3, 0.5)  # `logo` stops at 0.25
+BIG_WATERMARK_ALPHA = (0.4, 0.7)  # `watermark` stops at 0.45
+BIG_STAMP_SIZE_FRAC = (0.4, 0.6)
+LOW_QUALITY = (8, 25)
+LOW_QUALITY_HALF_SHARE = 0.5  # how many low-quality copies are first resized
+LOW_QUALITY_SCALE = 0.5
+HUE_ROTATE_DEG = (60, 300)
+HEAVY_SATURATION = (2.0, 3.0)
+DESATURATE_MAX = 0.12
+COLOUR_FILTER_STYLES = ("sepia", "duotone", "huerotate", "saturate")
+DECOLOUR_STYLES = ("channel", "mean", "desaturate", "contrast")
+SEPIA_BGR = np.array(  # the usual sepia matrix, rows and columns in BGR order
+    [[0.131, 0.534, 0.272], [0.168, 0.686, 0.349], [0.189, 0.769, 0.393]], np.float32
+)
+DUOTONES = (  # (shadow, highlight) in BGR
+    ((80, 20, 40), (120, 230, 255)),
+    ((40, 0, 90), (200, 255, 200)),
+    ((90, 40, 0), (180, 200, 255)),
+)
+MEME_TOP = ("WHEN YOU SEE IT", "NOBODY:", "ME BEFORE COFFEE", "ONE DOES NOT SIMPLY", "THAT FEELING")
+MEME_BOTTOM = ("AND THEN IT HAPPENED", "EVERY SINGLE TIME", "SO RELATABLE", "BE LIKE", "WOW")
 
 HERSHEY_FONTS = {
     "simplex": cv2.FONT_HERSHEY_SIMPLEX,
@@ -726,6 +761,191 @@ def edit_screenshot(img: Image, rng: np.random.Generator) -> tuple[Image, str]:
 
 
 # --------------------------------------------------------------------------------------------
+# issue 15: the edits the hidden set failed on, at their strength there
+
+
+def edit_meme(img: Image, rng: np.random.Generator) -> tuple[Image, str]:
+    """Issue 15: two separate caption bands, top and bottom, in large type (the usual meme).
+
+    ``impact``: outlined white letters straight on the picture; ``bar``: opaque bars over the
+    picture's top and bottom; ``outside``: white bars added above and below it.
+    """
+    h, w = img.shape[:2]
+    style = _pick(rng, MEME_STYLES)
+    frac = _uniform(rng, MEME_BAND_FRAC)
+    band = max(8, int(frac * h))
+    top_text, bottom_text = _pick(rng, MEME_TOP), _pick(rng, MEME_BOTTOM)
+    font = HERSHEY_FONTS[_pick(rng, ("duplex", "triplex", "simplex"))]
+    if style == "outside":
+        out = cv2.copyMakeBorder(img, band, band, 0, 0, cv2.BORDER_CONSTANT, value=(255, 255, 255))
+        ink, edge = (0, 0, 0), None
+        y_top, y_bottom = 0, band + h
+    else:
+        out = img.copy()
+        y_top, y_bottom = 0, h - band
+        if style == "bar":
+            bar = _colour(rng)
+            cv2.rectangle(out, (0, 0), (w - 1, band - 1), bar, -1)
+            cv2.rectangle(out, (0, h - band), (w - 1, h - 1), bar, -1)
+            ink = (0, 0, 0) if sum(bar) > 300 else (255, 255, 255)
+            edge = None
+        else:
+            ink, edge = (255, 255, 255), (0, 0, 0)
+    for text, y0 in ((top_text, y_top), (bottom_text, y_bottom)):
+        thickness = max(2, band // 10)
+        scale = _fit_text(text, font, int(0.7 * band), int(0.94 * w), thickness)
+        (tw, th), _ = cv2.getTextSize(text, font, scale, thickness)
+        org = ((w - tw) // 2, y0 + (band + th) // 2)
+        if edge is not None:
+            cv2.putText(out, text, org, font, scale, edge, thickness + max(2, band // 12),
+                        cv2.LINE_AA)
+        cv2.putText(out, text, org, font, scale, ink, thickness, cv2.LINE_AA)
+    return out, f"meme_{style}_h{round(100 * frac)}pct"
+
+
+def edit_stickers(img: Image, rng: np.random.Generator) -> tuple[Image, str]:
+    """Issue 15: 3-5 separate stickers over one picture, each in its own cell of a 3x3 grid.
+
+    A sticker is smaller than its cell, so no two touch: the differences are several separated
+    regions, which a verifier that accepts one compact overlay refuses.
+    """
+    h, w = img.shape[:2]
+    count = int(rng.integers(STICKER_COUNT[0], STICKER_COUNT[1] + 1))
+    cells = rng.choice(len(POSITIONS), size=count, replace=False)
+    out = img
+    for cell in sorted(int(c) for c in cells):
+        frac = _uniform(rng, MULTI_STICKER_SIZE_FRAC)
+        size = max(8, int(frac * min(h, w)))
+        tile, mask = _draw_sticker(size, _pick(rng, STICKER_KINDS))
+        out = _paste(out, tile, mask, POSITIONS[cell], 1.0, rng)
+    return out, f"stickers_{count}"
+
+
+def edit_bigcaption(img: Image, rng: np.random.Generator) -> tuple[Image, str]:
+    """Issue 15: a caption larger than the ``text`` family's (14-28 % of the height, 1-2 lines)."""
+    h, w = img.shape[:2]
+    frac = _uniform(rng, BIG_CAPTION_HEIGHT_FRAC)
+    lines = [_pick(rng, CAPTIONS)] if rng.random() < 0.5 else [_pick(rng, MEME_TOP),
+                                                                _pick(rng, MEME_BOTTOM)]
+    font_name = _pick(rng, tuple(HERSHEY_FONTS))
+    font = HERSHEY_FONTS[font_name]
+    line_h = max(6, int(frac * h / len(lines)))
+    thickness = max(2, line_h // 8)
+    style = _pick(rng, ("plain", "outline", "box"))
+    colour = _colour(rng)
+    pos = _pick(rng, ("top_center", "center", "bottom_center"))
+    out = img.copy()
+    block_h = line_h * len(lines)
+    _, y = _anchor(pos, (w, h), (w, block_h), rng)
+    if style == "box":
+        cv2.rectangle(out, (0, y), (w - 1, min(h - 1, y + block_h)), _colour(rng), -1)
+    for k, text in enumerate(lines):
+        scale = _fit_text(text, font, int(0.8 * line_h), int(0.95 * w), thickness)
+        (tw, th), _ = cv2.getTextSize(text, font, scale, thickness)
+        org = ((w - tw) // 2, y + k * line_h + (line_h + th) // 2)
+        if style == "outline":
+            dark = (0, 0, 0) if sum(colour) > 300 else (255, 255, 255)
+            cv2.putText(out, text, org, font, scale, dark, thickness + 3, cv2.LINE_AA)
+        cv2.putText(out, text, org, font, scale, colour, thickness, cv2.LINE_AA)
+    return out, f"bigcaption_{font_name}_{style}_{len(lines)}l_h{round(100 * frac)}pct"
+
+
+def edit_biglogo(img: Image, rng: np.random.Generator) -> tuple[Image, str]:
+    """Issue 15: a large logo, 30-50 % of the short side (the ``logo`` family stops at 25 %)."""
+    h, w = img.shape[:2]
+    frac = _uniform(rng, BIG_LOGO_SIZE_FRAC)
+    size = max(8, int(frac * min(h, w)))
+    shape = _pick(rng, LOGO_SHAPES)
+    tile, mask = _draw_logo(size, shape, rng)
+    pos = _pick(rng, POSITIONS)
+    alpha = 1.0 if rng.random() < 0.6 else float(rng.uniform(0.6, 0.9))
+    out = _paste(img, tile, mask, pos, alpha, rng)
+    return out, f"biglogo_{shape}_{pos}_{round(100 * frac)}pct_a{alpha:.1f}"
+
+
+def edit_bigwatermark(img: Image, rng: np.random.Generator) -> tuple[Image, str]:
+    """Issue 15: a large, fairly opaque watermark across the middle: one word or a logo stamp.
+
+    Stronger than the ``watermark`` family (alpha 0.2-0.45, thin letters): 0.4-0.7 and letters or
+    a stamp covering about half the picture's short side.
+    """
+    h, w = img.shape[:2]
+    alpha = _uniform(rng, BIG_WATERMARK_ALPHA)
+    if rng.random() < 0.5:
+        size = max(8, int(_uniform(rng, BIG_STAMP_SIZE_FRAC) * min(h, w)))
+        shape = _pick(rng, LOGO_SHAPES)
+        tile, mask = _draw_logo(size, shape, rng)
+        out = _paste(img, tile, mask, "center", alpha, rng)
+        return out, f"bigwatermark_stamp_{shape}_a{alpha:.2f}"
+    word = _pick(rng, WATERMARK_WORDS)
+    font = HERSHEY_FONTS[_pick(rng, ("duplex", "triplex"))]
+    layer = np.zeros((h, w), np.uint8)
+    thickness = max(2, min(h, w) // 30)
+    scale = _fit_text(word, font, int(0.22 * h), int(0.95 * w), thickness)
+    (tw, th), _ = cv2.getTextSize(word, font, scale, thickness)
+    cv2.putText(layer, word, ((w - tw) // 2, (h + th) // 2), font, scale, 255, thickness,
+                cv2.LINE_AA)
+    angle = float(rng.uniform(-30, 30))
+    rotated = cv2.warpAffine(layer, cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0), (w, h))
+    fill = np.empty_like(img)
+    fill[:] = FILL_COLOURS[_pick(rng, tuple(FILL_COLOURS))]
+    out = _blend_layer(img, fill, rotated.astype(np.float32) / 255, alpha)
+    return out, f"bigwatermark_word_a{alpha:.2f}"
+
+
+def edit_wideframe(img: Image, rng: np.random.Generator) -> tuple[Image, str]:
+    """Issue 15: a frame wider than a quarter of the side (see :mod:`scripts.stress_frames`)."""
+    return draw_frame(img, rng)
+
+
+def edit_colourfilter(img: Image, rng: np.random.Generator) -> tuple[Image, str]:
+    """Issue 15: a strong colour filter: sepia, duotone, hue rotation or heavy saturation.
+
+    Far beyond the ``filter`` family (hue <= 30 degrees, saturation 0.5-1.6): colours no longer
+    match the original's, only the structure does.
+    """
+    style = _pick(rng, COLOUR_FILTER_STYLES)
+    if style == "sepia":
+        out = cv2.transform(img.astype(np.float32), SEPIA_BGR).clip(0, 255).astype(np.uint8)
+        return out, "colourfilter_sepia"
+    if style == "duotone":
+        grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).astype(np.float32)[..., None] / 255
+        dark = np.array(DUOTONES[int(rng.integers(len(DUOTONES)))][0], np.float32)
+        light = np.array(DUOTONES[int(rng.integers(len(DUOTONES)))][1], np.float32)
+        out = (dark * (1 - grey) + light * grey + 0.5).clip(0, 255).astype(np.uint8)
+        return out, "colourfilter_duotone"
+    hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV).astype(np.float32)
+    if style == "huerotate":
+        deg = int(rng.integers(HUE_ROTATE_DEG[0], HUE_ROTATE_DEG[1] + 1))
+        hsv[..., 0] = np.mod(hsv[..., 0] + deg / 2, 180)
+        name = f"colourfilter_huerotate{deg}"
+    else:
+        sat = _uniform(rng, HEAVY_SATURATION)
+        hsv[..., 1] = np.clip(hsv[..., 1] * sat, 0, 255)
+        name = f"colourfilter_saturate{sat:.1f}"
+    return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR), name
+
+
+def edit_decolour(img: Image, rng: np.random.Generator) -> tuple[Image, str]:
+    """Issue 15: colour stripped other ways than luma grey (``grayscale``): one channel, the
+    channel mean, a near-zero saturation, or grey with a harsh contrast (a 'B&W' preset)."""
+    style = _pick(rng, DECOLOUR_STYLES)
+    if style == "channel":
+        grey = img[..., int(rng.integers(3))]
+    elif style == "mean":
+        grey = img.mean(axis=2).round().astype(np.uint8)
+    elif style == "desaturate":
+        hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV).astype(np.float32)
+        hsv[..., 1] *= float(rng.uniform(0.0, DESATURATE_MAX))
+        return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR), "decolour_desaturate"
+    else:
+        f = _uniform(rng, CONTRAST_HIGH)
+        g = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+        grey = _lut(g, lambda v: (v - 128.0) * f + 128.0)
+    return cv2.cvtColor(np.ascontiguousarray(grey), cv2.COLOR_GRAY2BGR), f"decolour_{style}"
+
+
+# --------------------------------------------------------------------------------------------
 # encodings (always the last edit: they decide the file format)
 
 
@@ -734,6 +954,7 @@ class Encoding:
     ext: str
     params: tuple[int, ...]
     name: str  # "" for lossless PNG, which is not an edit
+    scale: float = 1.0  # a resize just before encoding (a thumbnailer's low-quality copy)
 
 
 def encode_jpeg(rng: np.random.Generator) -> Encoding:
@@ -746,6 +967,23 @@ def encode_webp(rng: np.random.Generator) -> Encoding:
     """WebP down to quality 20 (dev: >= 40)."""
     q = int(rng.integers(WEBP_QUALITY[0], WEBP_QUALITY[1] + 1))
     return Encoding(".webp", (cv2.IMWRITE_WEBP_QUALITY, q), f"format_webp_q{q}")
+
+
+def _low_quality(rng: np.random.Generator, ext: str, flag: int, family: str) -> Encoding:
+    q = int(rng.integers(LOW_QUALITY[0], LOW_QUALITY[1] + 1))
+    if rng.random() < LOW_QUALITY_HALF_SHARE:
+        return Encoding(ext, (flag, q), f"{family}_q{q}_half", LOW_QUALITY_SCALE)
+    return Encoding(ext, (flag, q), f"{family}_q{q}")
+
+
+def encode_lowjpeg(rng: np.random.Generator) -> Encoding:
+    """Issue 15: JPEG at quality 8-25, half of them after a 0.5x resize."""
+    return _low_quality(rng, ".jpg", cv2.IMWRITE_JPEG_QUALITY, "lowjpeg")
+
+
+def encode_lowwebp(rng: np.random.Generator) -> Encoding:
+    """Issue 15: WebP at quality 8-25 (recall 0.77 on the hidden set), half after a 0.5x resize."""
+    return _low_quality(rng, ".webp", cv2.IMWRITE_WEBP_QUALITY, "lowwebp")
 
 
 PNG_ENCODING = Encoding(".png", (cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION), "")
@@ -774,10 +1012,21 @@ EDITS: dict[str, EditFn] = {
     "stretch": edit_stretch,
     "sharpen": edit_sharpen,
     "rot90": edit_rot90,
+    # issue 15
+    "meme": edit_meme,
+    "stickers": edit_stickers,
+    "bigcaption": edit_bigcaption,
+    "biglogo": edit_biglogo,
+    "bigwatermark": edit_bigwatermark,
+    "wideframe": edit_wideframe,
+    "colourfilter": edit_colourfilter,
+    "decolour": edit_decolour,
 }
 ENCODINGS: dict[str, Callable[[np.random.Generator], Encoding]] = {
     "jpeg": encode_jpeg,
     "webp": encode_webp,
+    "lowjpeg": encode_lowjpeg,
+    "lowwebp": encode_lowwebp,
 }
 FAMILIES = tuple(EDITS) + tuple(ENCODINGS)
 
@@ -851,6 +1100,11 @@ def make_variant(
             img, name = EDITS[fam](img, rng)
             img = _fit_size(img)
             names.append(name)
+    if encoding.scale != 1.0:
+        h, w = img.shape[:2]
+        f = max(encoding.scale, MIN_SIDE / min(h, w))
+        img = cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))),
+                         interpolation=cv2.INTER_AREA)
     ok, buf = cv2.imencode(encoding.ext, np.ascontiguousarray(img), list(encoding.params))
     if not ok:
         raise RuntimeError(f"cv2 could not encode {encoding.ext}")
@@ -876,25 +1130,89 @@ def _copy_row(row: SourceRow, images: Path) -> ManifestRow:
     )
 
 
-def build(
-    source: Path, out_dir: Path, seed: int = DEFAULT_SEED, per_original: int = DEFAULT_PER_ORIGINAL
+def read_colour(path: Path) -> Image:
+    """A picture as BGR, alpha composited over white as the engine's decoder does, so a
+    variant of a transparent PNG shows what the engine sees of its original."""
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ValueError(f"cannot read {path}: not an image OpenCV decodes")
+    if img.dtype != np.uint8:
+        img = cv2.convertScaleAbs(img, alpha=255.0 / 65535.0)
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    if img.shape[2] == 4:
+        a = img[..., 3:4].astype(np.float32) / 255
+        return (img[..., :3].astype(np.float32) * a + 255 * (1 - a) + 0.5).astype(np.uint8)
+    return img
+
+
+def _split_pool(rows: list[SourceRow], seed: int, pairs: int) -> tuple[set[str], list[SourceRow]]:
+    """The groups set aside for hard negatives (seeded), and the pool's rows in seeded order."""
+    originals = [r for r in rows if r.kind == "original"]
+    need = pool_size(pairs)
+    if need + pairs > len(originals):
+        raise ValueError(f"{pairs} negative pairs of each family need {need} pool pictures and "
+                         f"{pairs} originals to keep; the source has {len(originals)} originals")
+    rng = np.random.default_rng([seed, _stable_int("negatives")])
+    pool = [originals[i] for i in rng.permutation(len(originals))[:need]]
+    return {r.group_id for r in pool}, pool
+
+
+def _write_negatives(
+    rows: list[SourceRow], pooled: list[SourceRow], images: Path, seed: int, pairs: int
 ) -> list[ManifestRow]:
-    """Write OUT_DIR/images/* and OUT_DIR/manifest.csv; return the manifest rows."""
+    """The hard-negative rows (see :mod:`scripts.stress_negatives`), written as PNG."""
+    pooled_groups = {r.group_id for r in pooled}
+    kept = [r for r in rows if r.kind == "original" and r.group_id not in pooled_groups]
+    grey_rng = np.random.default_rng([seed, _stable_int("grey-targets")])
+    targets = [kept[i] for i in grey_rng.permutation(len(kept))[:pairs]]
+    made = make_negatives(
+        [PoolPicture(r.group_id, r.source, _fit_size(read_colour(r.path))) for r in pooled],
+        [PoolPicture(r.group_id, r.source, _fit_size(read_colour(r.path))) for r in targets],
+        pairs,
+        np.random.default_rng([seed, _stable_int("negative-pairs")]),
+    )
+    out = []
+    for neg in made:
+        ok, buf = cv2.imencode(".png", np.ascontiguousarray(neg.image),
+                               [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
+        if not ok:
+            raise RuntimeError(f"cv2 could not encode the {neg.transform} negative as PNG")
+        stem = hashlib.sha256(f"{seed}|{neg.group_id}|{neg.transform}".encode()).hexdigest()
+        dest = images / f"{stem[:16]}.png"
+        dest.write_bytes(buf.tobytes())
+        out.append(ManifestRow(f"{IMAGES_DIR}/{dest.name}", neg.group_id, neg.kind,
+                               neg.transform, neg.source))
+    return out
+
+
+def build(
+    source: Path,
+    out_dir: Path,
+    seed: int = DEFAULT_SEED,
+    per_original: int = DEFAULT_PER_ORIGINAL,
+    negative_pairs: int = 0,
+) -> list[ManifestRow]:
+    """Write OUT_DIR/images/* and OUT_DIR/manifest.csv; return the manifest rows.
+
+    ``negative_pairs`` > 0 sets that many originals per pair of each hard-negative family aside
+    (:func:`scripts.stress_negatives.pool_size`) and builds the pairs from them instead.
+    """
     rows = read_source(source)
     images = out_dir / IMAGES_DIR
     images.mkdir(parents=True, exist_ok=True)
+    pooled_groups, pooled = (
+        _split_pool(rows, seed, negative_pairs) if negative_pairs else (set(), [])
+    )
     deck = family_deck(seed)
     out: list[ManifestRow] = []
     for row in rows:
-        if row.kind not in ("original", "distractor"):
-            continue  # the dev variants are replaced by the stress variants
+        if row.kind not in ("original", "distractor") or row.group_id in pooled_groups:
+            continue  # dev variants are replaced by stress variants; pool pictures by negatives
         out.append(_copy_row(row, images))
         if row.kind != "original":
             continue
-        img = cv2.imread(str(row.path), cv2.IMREAD_COLOR)
-        if img is None:
-            raise ValueError(f"cannot read {row.path}")
-        img = _fit_size(img)
+        img = _fit_size(read_colour(row.path))
         for k in range(per_original):
             rng = np.random.default_rng([seed, _stable_int(row.group_id), k])
             plan = plan_variant(next(deck), rng)
@@ -907,6 +1225,8 @@ def build(
                     f"{IMAGES_DIR}/{dest.name}", row.group_id, "variant", transform, row.source
                 )
             )
+    if negative_pairs:
+        out += _write_negatives(rows, pooled, images, seed, negative_pairs)
     with (out_dir / "manifest.csv").open("w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(MANIFEST_FIELDS)
@@ -922,10 +1242,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out_dir", type=Path)
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
     p.add_argument("--per-original", type=int, default=DEFAULT_PER_ORIGINAL)
+    p.add_argument("--negative-pairs", type=int, default=0,
+                   help="hard-negative pairs of each family built from set-aside originals")
     args = p.parse_args(argv)
-    if args.per_original < 0:
-        p.error("--per-original must be >= 0")
-    rows = build(args.source_manifest, args.out_dir, args.seed, args.per_original)
+    if args.per_original < 0 or args.negative_pairs < 0:
+        p.error("--per-original and --negative-pairs must be >= 0")
+    try:
+        rows = build(args.source_manifest, args.out_dir, args.seed, args.per_original,
+                     args.negative_pairs)
+    except ValueError as exc:
+        print(f"make_stress_set: {exc}", file=sys.stderr)
+        return 2
     kinds = {k: sum(1 for r in rows if r.kind == k) for k in ("original", "variant", "distractor")}
     print(f"wrote {len(rows)} rows to {args.out_dir / 'manifest.csv'} {kinds}", file=sys.stderr)
     return 0
