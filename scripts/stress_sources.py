@@ -76,6 +76,10 @@ class StressSource:
     image_root: str  # inside the package's file tree
     subdirs: tuple[str, ...]  # under image_root; each file's group family is its sub-folder
     default_limit: int
+    # files (under image_root) that repeat another file's drawing under another word: found by
+    # looking at each false positive of a first evaluation, kept out so that a match between
+    # two of the package's own copies is not scored as the engine's mistake
+    excluded: frozenset[str] = frozenset()
 
 
 NEVERBALL = StressSource(
@@ -115,6 +119,10 @@ PYSIOGAME = StressSource(
         "transport",
     ),
     default_limit=300,
+    excluded=frozenset({
+        "people/wife.jpg",  # actions/kiss.jpg with an arrow added
+        "jobs/fisherman.jpg",  # actions/catch.jpg mirrored and recoloured
+    }),
 )
 SOURCES = {s.name: s for s in (NEVERBALL, PYSIOGAME)}
 
@@ -216,7 +224,9 @@ def index_pictures(spec: StressSource, tree: Path, root: Path, source_prefix: st
     candidates: list[tuple[str, Path, str]] = []
     for sub in spec.subdirs:
         for path in sorted((tree / sub).rglob("*")):
-            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            inner = path.relative_to(tree).as_posix()
+            if (path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+                    and inner not in spec.excluded):
                 candidates.append((hashlib.sha256(path.read_bytes()).hexdigest(), path, sub))
     candidates.sort()
     images = root / IMAGES_DIR

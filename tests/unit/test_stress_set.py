@@ -311,3 +311,5 @@ def test_source_index_drops_small_flat_and_near_copies(tmp_path: Path) -> None:
     assert len({r["group_id"] for r in rows}) == 2
     assert all((root / r["path"]).is_file() for r in rows)
     assert index_pictures(spec, tree, tmp_path / "one", "deb:x=1:/t", limit=1) == 1
+    without = dataclasses.replace(spec, excluded=frozenset({"a/other.png"}))
+    assert index_pictures(without, tree, tmp_path / "two", "deb:x=1:/t", limit=10) == 1
