@@ -249,6 +249,7 @@ def test_post_page_shows_the_copy_beside_the_original(page: Page, site: Site) ->
     assert "Copy by bob" in pair.locator(".copy").inner_text()
     assert "possible IP theft" in pair.locator(".evidence").inner_text()
     assert "keypoints" in pair.locator(".evidence").inner_text()
+    assert "accepted by clean-copy" in pair.locator(".evidence").inner_text()
     sources = pair.locator("img").evaluate_all("imgs => imgs.map(i => i.getAttribute('src'))")
     assert sources[1] == f"/web/posts/{site.posts['crop']}/upload"
     sizes = pair.locator("img").evaluate_all(
