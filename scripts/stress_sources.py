@@ -121,6 +121,9 @@ PYSIOGAME = StressSource(
     excluded=frozenset({
         "people/wife.jpg",  # actions/kiss.jpg with an arrow added
         "people/husband.jpg",  # the same, the arrow elsewhere
+        "actions/croak.jpg",  # animals/toad.jpg
+        "people/mother.jpg",  # people/mom.jpg
+        "actions/explore.jpg",  # sport/hike.jpg
         "jobs/fisherman.jpg",  # actions/catch.jpg mirrored and recoloured
     }),
 )
