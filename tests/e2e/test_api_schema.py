@@ -1,6 +1,7 @@
 """Schemathesis against the API's OpenAPI schema: no request the schema allows (and the
-fuzzed ones it derives) gets a 5xx from a running server. The server has a fresh namespace of
-its own and no workers: the API must answer well whatever the pipeline has decided."""
+fuzzed ones it derives) gets a 5xx from a running server. The server runs beside the module's
+pipeline (its workers answer /v1/search) on a namespace of its own that holds no decisions:
+the API must answer well whatever the pipeline has decided."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from infra.settings import Settings
-from tests.conftest import free_port, fresh_namespace
+from tests.conftest import free_port
 from tests.e2e.api_server import running_server
 from web.app import create_app
 from web.keys import Role, create_key
@@ -27,15 +28,15 @@ class Target:
 
 
 @pytest.fixture(scope="module")
-def fuzz_target(stack_settings: Settings) -> Iterator[Target]:
-    with fresh_namespace(stack_settings) as namespace:
-        # a rate limit far above what the fuzzer sends: 429s would hide the routes behind them
-        served = dataclasses.replace(
-            namespace, http_port=free_port(), api_rate_per_minute=10**7, api_rate_burst=10**6
-        )
-        key = create_key(served.pg_dsn, "fuzzer", Role.OPERATOR).plaintext
-        with running_server(served):
-            yield Target(served, key)
+def fuzz_target(pipeline: Settings) -> Iterator[Target]:
+    # a server of its own with a rate limit far above what the fuzzer sends: 429s would hide
+    # the routes behind them
+    served = dataclasses.replace(
+        pipeline, http_port=free_port(), api_rate_per_minute=10**7, api_rate_burst=10**6
+    )
+    key = create_key(served.pg_dsn, "fuzzer", Role.OPERATOR).plaintext
+    with running_server(served):
+        yield Target(served, key)
 
 
 # The schema the server serves at /openapi.json, built by the same factory without starting it
