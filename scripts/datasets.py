@@ -115,25 +115,10 @@ def fetch(settings: Settings, name: str, run: Runner = subprocess.run) -> Fetche
     if root.exists():
         log.info("%s: incomplete copy at %s, fetching again", name, root)
         shutil.rmtree(root)
-    version = _candidate_version(spec.package, run)
-    download = root / DOWNLOAD_DIR
-    download.mkdir(parents=True)
-    _run(["apt-get", "download", spec.package], run, f"apt-get download {spec.package}",
-         cwd=download, timeout=APT_TIMEOUT_SECONDS)
-    debs = sorted(download.glob("*.deb"))
-    if len(debs) != 1:
-        raise DatasetError(
-            f"apt-get download {spec.package} left {len(debs)} .deb files in {download}, wanted 1"
-        )
-    unpack = root / UNPACK_DIR
-    _run(["dpkg-deb", "-x", str(debs[0]), str(unpack)], run, f"dpkg-deb -x {debs[0].name}",
-         timeout=UNPACK_TIMEOUT_SECONDS)
-    tree = unpack / spec.image_root
-    if not tree.is_dir():
-        raise DatasetError(f"{debs[0].name} has no {spec.image_root}/ (unpacked in {unpack})")
-    tree.rename(root / IMAGES_DIR)
-    shutil.rmtree(unpack)
-    shutil.rmtree(download)
+    unpacked = unpack_deb(spec.package, spec.image_root, root, run)
+    version = unpacked.version
+    unpacked.tree.rename(root / IMAGES_DIR)
+    remove_unpacked(root)
     source_prefix = f"deb:{spec.package}={version}:/{spec.image_root}"
     count = write_manifest(root, root / IMAGES_DIR, source_prefix, spec.suffixes)
     if count == 0:
@@ -142,6 +127,44 @@ def fetch(settings: Settings, name: str, run: Runner = subprocess.run) -> Fetche
                          "count": count})
     log.info("%s: %d images from %s %s in %s", name, count, spec.package, version, root)
     return FetchedDataset(name, root, root / MANIFEST_NAME, count, version, reused=False)
+
+
+@dataclass(frozen=True)
+class UnpackedDeb:
+    """A Debian package downloaded and unpacked under a cache root: its version and the
+    directory of the pictures wanted from it."""
+
+    version: str
+    tree: Path
+
+
+def unpack_deb(package: str, image_root: str, root: Path, run: Runner) -> UnpackedDeb:
+    """``apt-get download`` the package into ``root`` and unpack it there (no install, no root
+    needed for dpkg-deb); the caller takes what it needs from ``tree``, then calls
+    ``remove_unpacked``."""
+    version = _candidate_version(package, run)
+    download = root / DOWNLOAD_DIR
+    download.mkdir(parents=True)
+    _run(["apt-get", "download", package], run, f"apt-get download {package}",
+         cwd=download, timeout=APT_TIMEOUT_SECONDS)
+    debs = sorted(download.glob("*.deb"))
+    if len(debs) != 1:
+        raise DatasetError(
+            f"apt-get download {package} left {len(debs)} .deb files in {download}, wanted 1"
+        )
+    unpack = root / UNPACK_DIR
+    _run(["dpkg-deb", "-x", str(debs[0]), str(unpack)], run, f"dpkg-deb -x {debs[0].name}",
+         timeout=UNPACK_TIMEOUT_SECONDS)
+    tree = unpack / image_root
+    if not tree.is_dir():
+        raise DatasetError(f"{debs[0].name} has no {image_root}/ (unpacked in {unpack})")
+    return UnpackedDeb(version, tree)
+
+
+def remove_unpacked(root: Path) -> None:
+    """Drop what ``unpack_deb`` left under ``root`` once the pictures are taken."""
+    shutil.rmtree(root / UNPACK_DIR)
+    shutil.rmtree(root / DOWNLOAD_DIR)
 
 
 def _complete(root: Path) -> FetchedDataset | None:

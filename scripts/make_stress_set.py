@@ -607,15 +607,23 @@ def _paste(
 
 def edit_logo(img: Image, rng: np.random.Generator) -> tuple[Image, str]:
     """A logo of a random shape, size 10-25 % of the short side, at a random position."""
+    return _logo(img, rng, LOGO_SIZE_FRAC, "logo")
+
+
+def _logo(
+    img: Image, rng: np.random.Generator, size_frac: tuple[float, float], family: str
+) -> tuple[Image, str]:
+    """A logo of a random shape, its side a fraction of the short side drawn from ``size_frac``,
+    at a random position, opaque or translucent; the transform is named for ``family``."""
     h, w = img.shape[:2]
-    frac = _uniform(rng, LOGO_SIZE_FRAC)
+    frac = _uniform(rng, size_frac)
     size = max(8, int(frac * min(h, w)))
     shape = _pick(rng, LOGO_SHAPES)
     tile, mask = _draw_logo(size, shape, rng)
     pos = _pick(rng, POSITIONS)
     alpha = 1.0 if rng.random() < 0.6 else float(rng.uniform(0.6, 0.9))
     out = _paste(img, tile, mask, pos, alpha, rng)
-    return out, f"logo_{shape}_{pos}_{round(100 * frac)}pct_a{alpha:.1f}"
+    return out, f"{family}_{shape}_{pos}_{round(100 * frac)}pct_a{alpha:.1f}"
 
 
 def _draw_sticker(size: int, kind: str) -> tuple[Image, np.ndarray]:
@@ -852,15 +860,7 @@ def edit_bigcaption(img: Image, rng: np.random.Generator) -> tuple[Image, str]:
 
 def edit_biglogo(img: Image, rng: np.random.Generator) -> tuple[Image, str]:
     """Issue 15: a large logo, 30-50 % of the short side (the ``logo`` family stops at 25 %)."""
-    h, w = img.shape[:2]
-    frac = _uniform(rng, BIG_LOGO_SIZE_FRAC)
-    size = max(8, int(frac * min(h, w)))
-    shape = _pick(rng, LOGO_SHAPES)
-    tile, mask = _draw_logo(size, shape, rng)
-    pos = _pick(rng, POSITIONS)
-    alpha = 1.0 if rng.random() < 0.6 else float(rng.uniform(0.6, 0.9))
-    out = _paste(img, tile, mask, pos, alpha, rng)
-    return out, f"biglogo_{shape}_{pos}_{round(100 * frac)}pct_a{alpha:.1f}"
+    return _logo(img, rng, BIG_LOGO_SIZE_FRAC, "biglogo")
 
 
 def edit_bigwatermark(img: Image, rng: np.random.Generator) -> tuple[Image, str]:

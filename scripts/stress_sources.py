@@ -41,22 +41,18 @@ import numpy as np
 
 from infra.settings import Settings
 from scripts.datasets import (
-    APT_TIMEOUT_SECONDS,
     MARKER_NAME,
-    UNPACK_TIMEOUT_SECONDS,
     DatasetError,
     Runner,
-    _candidate_version,
     _complete,
-    _run,
     _write_marker,
+    remove_unpacked,
+    unpack_deb,
 )
 
 MANIFEST_NAME = "manifest.csv"
 MANIFEST_FIELDS = ("path", "group_id", "kind", "transform", "source")
 IMAGES_DIR = "images"
-DOWNLOAD_DIR = ".download"
-UNPACK_DIR = ".unpack"
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})
 
 MIN_SHORT_SIDE = 128  # below this a picture is an icon, not art worth re-posting
@@ -165,26 +161,12 @@ def fetch(
         return FetchedSource(done.name, root, done.manifest, done.count, done.version, True)
     if root.exists():
         shutil.rmtree(root)
-    version = _candidate_version(spec.package, run)
-    download = root / DOWNLOAD_DIR
-    download.mkdir(parents=True)
-    _run(["apt-get", "download", spec.package], run, f"apt-get download {spec.package}",
-         cwd=download, timeout=APT_TIMEOUT_SECONDS)
-    debs = sorted(download.glob("*.deb"))
-    if len(debs) != 1:
-        raise DatasetError(
-            f"apt-get download {spec.package} left {len(debs)} .deb files in {download}, wanted 1"
-        )
-    unpack = root / UNPACK_DIR
-    _run(["dpkg-deb", "-x", str(debs[0]), str(unpack)], run, f"dpkg-deb -x {debs[0].name}",
-         timeout=UNPACK_TIMEOUT_SECONDS)
-    tree = unpack / spec.image_root
-    if not tree.is_dir():
-        raise DatasetError(f"{debs[0].name} has no {spec.image_root}/ (unpacked in {unpack})")
-    count = index_pictures(spec, tree, root, f"deb:{spec.package}={version}:/{spec.image_root}",
-                           cap)
-    shutil.rmtree(unpack)
-    shutil.rmtree(download)
+    unpacked = unpack_deb(spec.package, spec.image_root, root, run)
+    version = unpacked.version
+    count = index_pictures(
+        spec, unpacked.tree, root, f"deb:{spec.package}={version}:/{spec.image_root}", cap
+    )
+    remove_unpacked(root)
     if count == 0:
         raise DatasetError(f"{spec.package} {version}: no usable picture under {spec.image_root}")
     _write_marker(root, {"name": name, "package": spec.package, "version": version,

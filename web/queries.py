@@ -196,23 +196,20 @@ async def duplicates_of(
     conn: psycopg.AsyncConnection, post_id: str, platform: str | None, limit: int
 ) -> list[Post]:
     """Other posts that reference the same stored image (the original's post among them)."""
-    scope, params = _scope(platform)
-    query = sql.SQL(
-        "SELECT {}{} WHERE p.image_id = (SELECT image_id FROM posts WHERE post_id = %s)"
-        " AND p.post_id <> %s AND {} ORDER BY p.decided_seq, p.post_id LIMIT %s"
-    ).format(_POST_COLUMNS, _POST_FROM, scope)
-    return [post_from_row(r) for r in await _rows(conn, query, [post_id, post_id, *params, limit])]
+    return await _scoped_posts(
+        conn,
+        "p.image_id = (SELECT image_id FROM posts WHERE post_id = %s) AND p.post_id <> %s",
+        [post_id, post_id], platform, "p.decided_seq, p.post_id", limit,
+    )
 
 
 async def posts_showing(
     conn: psycopg.AsyncConnection, image_id: str, platform: str | None, limit: int
 ) -> list[Post]:
     """The posts that show a stored image, its first post first: what a search's match is."""
-    scope, params = _scope(platform)
-    query = sql.SQL(
-        "SELECT {}{} WHERE p.image_id = %s AND {} ORDER BY p.decided_seq, p.post_id LIMIT %s"
-    ).format(_POST_COLUMNS, _POST_FROM, scope)
-    return [post_from_row(r) for r in await _rows(conn, query, [image_id, *params, limit])]
+    return await _scoped_posts(
+        conn, "p.image_id = %s", [image_id], platform, "p.decided_seq, p.post_id", limit
+    )
 
 
 async def similar_to(
@@ -224,14 +221,26 @@ async def similar_to(
     "nearest first" cannot be answered from the tables; the duplicates of this post's own image
     are /duplicates, not here.
     """
-    scope, params = _scope(platform)
-    query = sql.SQL(
-        "SELECT {}{} WHERE i.cluster_id = (SELECT i2.cluster_id FROM posts p2"
+    return await _scoped_posts(
+        conn,
+        "i.cluster_id = (SELECT i2.cluster_id FROM posts p2"
         " JOIN images i2 ON i2.image_id = p2.image_id WHERE p2.post_id = %s)"
-        " AND p.image_id <> (SELECT image_id FROM posts WHERE post_id = %s) AND {}"
-        " ORDER BY i.created_seq, p.decided_seq, p.post_id LIMIT %s"
-    ).format(_POST_COLUMNS, _POST_FROM, scope)
-    return [post_from_row(r) for r in await _rows(conn, query, [post_id, post_id, *params, limit])]
+        " AND p.image_id <> (SELECT image_id FROM posts WHERE post_id = %s)",
+        [post_id, post_id], platform, "i.created_seq, p.decided_seq, p.post_id", limit,
+    )
+
+
+async def _scoped_posts(
+    conn: psycopg.AsyncConnection, condition: str, params: list[Any], platform: str | None,
+    order: str, limit: int,
+) -> list[Post]:
+    """Decided posts meeting ``condition`` (SQL text of this module, with ``params``) within
+    the caller's scope, in ``order``, at most ``limit``."""
+    scope, scope_params = _scope(platform)
+    query = sql.SQL("SELECT {}{} WHERE {} AND {} ORDER BY {} LIMIT %s").format(
+        _POST_COLUMNS, _POST_FROM, sql.SQL(condition), scope, sql.SQL(order)
+    )
+    return [post_from_row(r) for r in await _rows(conn, query, [*params, *scope_params, limit])]
 
 
 async def list_alerts(

@@ -11,14 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.datastructures import UploadFile
 
 from producers.publisher import UploadRefused, check_image
 from web import queries
 from web.auth import Caller
 from web.models import Evidence, SearchMatch, SearchResult
 from web.problems import Problem
-from web.routes_uploads import check_multipart, refusal_problem
+from web.routes_uploads import check_multipart, read_image_part, refusal_problem
 from web.search_client import SearchUnavailable
 from web.services import Svc
 
@@ -91,15 +90,9 @@ async def search(request: Request, key: Caller, svc: Svc) -> SearchResult:
 async def _read_image(request: Request, cap: int) -> bytes:
     check_multipart(request, cap, "a search is multipart/form-data with the field image")
     async with request.form(max_files=1, max_fields=2) as form:
-        part = form.get("image")
-        if part is None:
-            raise Problem(422, "missing-field", "the multipart field 'image' (a file) is required")
-        if not isinstance(part, UploadFile):
-            raise Problem(422, "invalid-field", "the multipart field 'image' must be a file part")
-        image = await part.read(cap + 1)
-        filename = part.filename or "image"
+        image, filename = await read_image_part(form, cap)
     try:
-        check_image(image, cap, filename)
+        check_image(image, cap, filename or "image")
     except UploadRefused as exc:
         raise refusal_problem(exc) from exc
     return image

@@ -86,6 +86,18 @@ def check_multipart(request: Request, cap: int, what: str) -> None:
         )
 
 
+async def read_image_part(form: Any, cap: int) -> tuple[bytes, str]:
+    """The form's ``image`` file part, at most one byte over the cap (so an oversized image is
+    refused as such, not read whole), and its file name ("" when it has none); a missing or
+    non-file part is a 422 naming it."""
+    part = form.get("image")
+    if part is None:
+        raise Problem(422, "missing-field", "the multipart field 'image' (a file) is required")
+    if not isinstance(part, UploadFile):
+        raise Problem(422, "invalid-field", "the multipart field 'image' must be a file part")
+    return await part.read(cap + 1), part.filename or ""
+
+
 def form_text(form: Any, name: str, required: bool) -> str:
     """A text field of the upload form, refused (422, naming it) when missing, a file or too
     long; "" for an optional field left out. What the text may hold, build_upload checks."""
@@ -129,13 +141,7 @@ async def create_upload(
             f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} characters, got {len(idem_key)}",
         )
     async with request.form(max_files=1, max_fields=8, max_part_size=TEXT_FIELD_MAX_BYTES) as form:
-        image_part = form.get("image")
-        if image_part is None:
-            raise Problem(422, "missing-field", "the multipart field 'image' (a file) is required")
-        if not isinstance(image_part, UploadFile):
-            raise Problem(422, "invalid-field", "the multipart field 'image' must be a file part")
-        image = await image_part.read(cap + 1)
-        filename = image_part.filename or ""
+        image, filename = await read_image_part(form, cap)
         author = form_text(form, "author", required=True)
         title = form_text(form, "title", required=False)
         description = form_text(form, "description", required=False)
