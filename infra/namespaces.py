@@ -18,6 +18,20 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from infra.settings import Settings
 
+DEFAULT_TOPIC_PREFIX = "picnix."
+
+
+def namespaced(base: Settings, prefix: str, **overrides: object) -> Settings:
+    """``base`` with every topic and the Faust app id (so its group, changelogs and datadir)
+    named after ``prefix``: picnix.uploads becomes <prefix>.uploads, and so on for each
+    ``topic_*`` setting, so a topic added later is namespaced too."""
+    topics = {
+        f.name: f"{prefix}.{f.default.removeprefix(DEFAULT_TOPIC_PREFIX)}"
+        for f in dataclasses.fields(Settings)
+        if f.name.startswith("topic_") and isinstance(f.default, str)
+    }
+    return dataclasses.replace(base, faust_app_id=prefix, **topics, **overrides)  # type: ignore[arg-type]
+
 
 def free_port() -> int:
     """A TCP port nothing listens on now (the kernel's pick; racy only against other pickers)."""

@@ -32,10 +32,16 @@ class Settings:
     topic_uploads: str = "picnix.uploads"
     topic_uploads_dlq: str = "picnix.uploads.dlq"
     topic_features: str = "picnix.features"
+    # match results, in the one order the commit decides in
+    topic_matches: str = "picnix.matches"
     topic_decisions: str = "picnix.decisions"
+    # every change to the index, for the workers' replicas (compacted: the live entries)
+    topic_index: str = "picnix.index"
     # possible-IP-theft alerts as CloudEvents, for a platform's own consumer (schemas/cloudevents)
     topic_alerts: str = "picnix.alerts"
     uploads_partitions: int = 4
+    # match runs on as many workers as picnix.features has partitions (machines x cores)
+    features_partitions: int = 4
     max_image_bytes: int = 10 * 1024 * 1024
     # PostgreSQL
     pg_host: str = "127.0.0.1"

@@ -71,6 +71,7 @@ class DecisionInfo:
     method: str
     region: RegionInfo | None = None
     reason: str = ""  # the rule that accepted a duplicate (engine.decision.Decision.reason)
+    via: str | None = None  # the alias a duplicate matched through (engine.decision.Decision.via)
 
 
 class Event:
@@ -283,6 +284,55 @@ class StoredImageRecord(Event):
 
 
 @dataclass(frozen=True)
+class IndexEntryRecord(Event):
+    """An entry added to the index (a stored image or an alias), on ``picnix.index``: what every
+    worker's replica applies to match uploads against the same index as the commit.
+
+    ``seq`` is the entry's position in the index log (the commit's input offset), ``entry`` the
+    method's replica form of the signature (``DedupMethod.replica_to_bytes``: its state form and
+    its local features), so a replica needs nothing but this topic.
+    """
+
+    SCHEMA: ClassVar[str] = "picnix.IndexEntryRecord"
+    VERSION: ClassVar[int] = 1
+    PAYLOAD_FIELD: ClassVar[str | None] = "entry"
+
+    seq: int
+    upload_id: str
+    decision: DecisionInfo
+    entry: bytes
+
+
+@dataclass(frozen=True)
+class IndexRemovalRecord(Event):
+    """An entry that left the index at ``seq`` (its post, or its image's last post, deleted)."""
+
+    SCHEMA: ClassVar[str] = "picnix.IndexRemovalRecord"
+    VERSION: ClassVar[int] = 1
+
+    seq: int
+    upload_id: str
+
+
+@dataclass(frozen=True)
+class MatchEvent(Event):
+    """``match``'s output for one upload, on ``picnix.matches``: what the upload's evaluation on a
+    replica found, and the index-log ``position`` that replica had applied, so the commit can
+    settle it against the changes since (engine.delta). ``feature`` is the upload's feature
+    event record, passed through whole."""
+
+    SCHEMA: ClassVar[str] = "picnix.MatchEvent"
+    VERSION: ClassVar[int] = 1
+    PAYLOAD_FIELD: ClassVar[str | None] = "feature"
+
+    upload_id: str
+    decision: DecisionInfo | None  # None: not evaluated (extracted by another method)
+    position: int
+    match_seconds: float
+    feature: bytes
+
+
+@dataclass(frozen=True)
 class PostUpdateEvent(Event):
     """A platform edits a post's text. Keyed by post id, so it follows its upload in order."""
 
@@ -342,6 +392,8 @@ class PostDeletedEvent(Event):
 
 UPLOAD_TOPIC_EVENTS: tuple[type[Event], ...] = (UploadEvent, PostUpdateEvent, PostDeleteEvent)
 FEATURE_TOPIC_EVENTS: tuple[type[Event], ...] = (FeatureEvent, PostUpdateEvent, PostDeleteEvent)
+MATCH_TOPIC_EVENTS: tuple[type[Event], ...] = (MatchEvent, PostUpdateEvent, PostDeleteEvent)
+INDEX_TOPIC_EVENTS: tuple[type[Event], ...] = (IndexEntryRecord, IndexRemovalRecord)
 DECISION_TOPIC_EVENTS: tuple[type[Event], ...] = (
     DecisionEvent, PostUpdatedEvent, PostDeletedEvent,
 )

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import json
 import os
 import subprocess
@@ -50,7 +49,7 @@ import cv2
 import httpx
 import numpy as np
 
-from infra.namespaces import drop_namespace, free_port
+from infra.namespaces import drop_namespace, free_port, namespaced
 from infra.settings import Settings, get_settings
 from infra.stack.manager import stack_up
 from infra.stack.postgres import Postgres
@@ -326,11 +325,9 @@ def bench_settings(base: Settings) -> Settings:
     """A namespace of this run's own, the server on a free port, no rate limit in the way."""
     tag = uuid.uuid4().hex[:8]
     prefix = f"picnix-bench-gw-{tag}"
-    return dataclasses.replace(
-        base, http_host="127.0.0.1", http_port=free_port(),
-        topic_uploads=f"{prefix}.uploads", topic_uploads_dlq=f"{prefix}.uploads.dlq",
-        topic_features=f"{prefix}.features", topic_decisions=f"{prefix}.decisions",
-        faust_app_id=prefix, pg_database=f"picnix_bench_gw_{tag}",
+    return namespaced(
+        base, prefix, http_host="127.0.0.1", http_port=free_port(),
+        pg_database=f"picnix_bench_gw_{tag}",
         api_rate_per_minute=UNLIMITED_RATE_PER_MINUTE, api_rate_burst=UNLIMITED_RATE_PER_MINUTE,
     )
 

@@ -38,7 +38,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -53,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from infra.namespaces import free_port, namespaced
 from infra.settings import Settings, get_settings
 from infra.stack.manager import stack_status
 from infra.stack.process import http_get, log_tail
@@ -96,21 +96,11 @@ def log(message: str) -> None:
     print(f"[bench_restart {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def bench_settings(base: Settings) -> Settings:
     """Topics, app id (so group, changelogs and datadir) and worker ports of this run's own."""
     prefix = f"picnix-bench-restart-{uuid.uuid4().hex[:8]}"
-    return dataclasses.replace(
-        base,
-        topic_uploads=f"{prefix}.uploads", topic_uploads_dlq=f"{prefix}.uploads.dlq",
-        topic_features=f"{prefix}.features", topic_decisions=f"{prefix}.decisions",
-        topic_alerts=f"{prefix}.alerts", faust_app_id=prefix,
-        metrics_port_worker=free_port(), faust_web_port=free_port(), worker_index=0,
+    return namespaced(
+        base, prefix, metrics_port_worker=free_port(), faust_web_port=free_port(), worker_index=0
     )
 
 

@@ -1,14 +1,18 @@
-"""The Faust worker: thin adapters from Kafka to the extract and decide logic.
+"""The Faust worker: thin adapters from Kafka to the extract, match and commit logic.
 
 ``extract`` is stateless and CPU-bound: it decodes and signs each upload in a thread pool
 (OpenCV releases the GIL) and publishes a compact feature event, or dead-letters the upload
-with its reason. ``decide`` is stateful and single-partition, so every decision sees every stored
-image in one fixed order; its tables are changelog-backed and co-partitioned with its input.
-The decision itself (``Decider.evaluate``, which only reads state) runs on a thread of its own,
-so the event loop goes on feeding extract meanwhile; applying it and writing the tables stay on
-the loop, in input order. Tables live in RocksDB with bounded caches, the local features of
-stored images in a table of their own read only for a decision's candidates: the worker's RAM
-holds the indexes, not the records.
+with its reason. ``match`` runs on every worker holding a partition of ``picnix.features``: it
+evaluates the upload (candidate search and verification, the expensive part) on the worker's
+replica of the index, which follows ``picnix.index`` (index_feed), and passes the result on
+with the log position the replica had applied. ``commit`` is the one sequential step, on the
+single partition of ``picnix.matches``: it settles each match against the index changes since
+(usually none to check, see engine.delta), applies the seed's cluster rule, writes its
+changelog-backed tables (co-partitioned with its input) and emits the decision and the index
+changes. Decisions are exactly those of one sequential decide in the commit's input order.
+Tables live in RocksDB with bounded caches, the local features of stored images in a table of
+their own read only for a decision's candidates: the worker's RAM holds the indexes, not the
+records.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ from schemas.cloudevents import upload_id_of
 from schemas.envelope import SchemaError
 from schemas.events import (
     FEATURE_TOPIC_EVENTS,
+    MATCH_TOPIC_EVENTS,
     DecisionEvent,
     FeatureEvent,
+    MatchEvent,
     PostDeletedEvent,
     PostDeleteEvent,
     PostUpdateEvent,
@@ -47,16 +53,22 @@ from stream_processors.engine.feature_store import (
     ROCKS_MAX_WRITE_BUFFERS,
     ROCKS_WRITE_BUFFER_BYTES,
     MappingFeatureStore,
+    RocksFeatureStore,
 )
 from stream_processors.engine.method import build_method
 from stream_processors.extraction import Rejection, extract_features, extract_probe
+from stream_processors.index_feed import follow_index_log
 from stream_processors.memory_release import RELEASE_INTERVAL_S, release_free_memory
+from stream_processors.replica import IndexReplica
 from stream_processors.search_view import SearchRefused, install_search_view
 
 log = logging.getLogger(__name__)
 
 STAGE_EXTRACT = "extract"
+STAGE_MATCH = "match"
 STAGE_DECIDE = "decide"
+# the replica's local features, in the worker's datadir (one RocksDB owner per directory)
+REPLICA_STORE_DIR = "replica-features"
 # faust's RocksDB defaults (2 GiB block cache, 3 x 64 MiB memtables a table) would let the
 # worker grow by gigabytes with the images it has seen; these bound it (see feature_store).
 # local-features is read for every candidate of a decision and holds the large records: it gets
@@ -111,7 +123,9 @@ def create_app(settings: Settings) -> faust.App:
     }
     uploads = app.topic(settings.topic_uploads, **raw)
     features = app.topic(settings.topic_features, **raw)
+    matches = app.topic(settings.topic_matches, **raw)
     decisions_topic = app.topic(settings.topic_decisions, **raw)
+    index_topic = app.topic(settings.topic_index, **raw)
     dlq = app.topic(settings.topic_uploads_dlq, **raw)
 
     # Co-partitioned with picnix.features (one partition). value_type=bytes selects the raw
@@ -175,47 +189,92 @@ def create_app(settings: Settings) -> faust.App:
 
     decide_method = build_method(settings.engine_method, MappingFeatureStore(local_table))
     decider = Decider(decide_method, posts_table, stored_table, refs_table)
-    decide_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decide")
-    # Held from a decision's begin to its commit, and by a search while it evaluates: a search
-    # reads the engine on the decide thread, and must not see a decision half applied.
+    decide_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit")
+    # Held from a commit's begin to its end, and by a search while it evaluates: a search reads
+    # the commit's engine on its thread, and must not see a decision half applied.
     engine_lock = asyncio.Lock()
+
+    # This worker's replica of the index, fed from picnix.index; its local features on disk
+    # beside the worker's tables. One thread applies the log and evaluates matches, in turn.
+    replica = IndexReplica(
+        build_method(settings.engine_method, RocksFeatureStore(datadir / REPLICA_STORE_DIR))
+    )
+    replica_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="match")
+    replica_ready = asyncio.Event()
 
     @app.on_partitions_revoked.connect
     async def drop_decide_state(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        # with several workers the decide partition can move away and back: rebuild then
+        # with several workers the commit partition can move away and back: rebuild then
         revoked: set[Any] = args[0] if args else set()
-        if any(tp.topic == settings.topic_features for tp in revoked):
+        if any(tp.topic == settings.topic_matches for tp in revoked):
             store = MappingFeatureStore(local_table)
             decider.invalidate(build_method(settings.engine_method, store))
 
+    @app.task
+    async def feed_replica() -> None:
+        await follow_index_log(settings, replica, replica_executor, replica_ready)
+
     @app.agent(features)
-    async def decide(stream: faust.StreamT) -> None:
+    async def match(stream: faust.StreamT) -> None:
         loop = asyncio.get_running_loop()
+        await replica_ready.wait()  # matching on a replica far behind would only be redone
         async for event in stream.events():
             ref = UploadRef(event.message.topic, event.message.partition, event.message.offset)
             try:
                 parsed = parse_event(event.value, FEATURE_TOPIC_EVENTS)
             except SchemaError as exc:
+                await _dead_letter(dlq, STAGE_MATCH, exc.code, exc.detail, ref, event.value, None)
+                continue
+            if not isinstance(parsed, FeatureEvent):
+                # lifecycle events keep their order behind their upload, as far as the commit
+                await matches.send(key=event.key, value=event.value)
+                continue
+            result = await loop.run_in_executor(
+                replica_executor, replica.match, parsed, event.value
+            )
+            metrics.MATCH_SECONDS.observe(result.match_seconds)
+            await matches.send(key=event.key, value=result.to_record())
+
+    @app.agent(matches)
+    async def commit(stream: faust.StreamT) -> None:
+        loop = asyncio.get_running_loop()
+        async for event in stream.events():
+            ref = UploadRef(event.message.topic, event.message.partition, event.message.offset)
+            try:
+                parsed = _commit_input(event.value)
+            except SchemaError as exc:
                 await _dead_letter(dlq, STAGE_DECIDE, exc.code, exc.detail, ref, event.value, None)
                 continue
-            assert isinstance(parsed, FeatureEvent | PostUpdateEvent | PostDeleteEvent)
             started = time.perf_counter()
             async with engine_lock:
-                step = decider.begin(parsed, seq=event.message.offset)
+                if isinstance(parsed, MatchEvent):
+                    feature = FeatureEvent.from_record(parsed.feature)
+                    step = decider.begin(feature, seq=event.message.offset)
+                else:
+                    step = decider.begin(parsed, seq=event.message.offset)
                 if isinstance(step, Pending):
-                    # this agent awaits each decision before the next event, and searches wait
-                    # for the lock, so nothing changes the engine while evaluate reads it
-                    decision = await loop.run_in_executor(decide_executor, decider.evaluate, step)
-                    outcome: Emit | Refuse = decider.commit(step, decision)
+                    assert isinstance(parsed, MatchEvent)
+                    # usually a few hash comparisons; an evaluation again when a change since
+                    # the match could alter it: off the event loop either way
+                    settled = await loop.run_in_executor(
+                        decide_executor, decider.settle, step, parsed
+                    )
+                    _count_settled(parsed, settled.reevaluated, decider.position)
+                    outcome: Emit | Refuse = decider.commit(step, settled.decision)
                 else:
                     outcome = step
-            metrics.DECIDE_SECONDS.observe(time.perf_counter() - started)
+            commit_seconds = time.perf_counter() - started
+            metrics.COMMIT_SECONDS.observe(commit_seconds)
             if isinstance(outcome, Refuse):
                 await _dead_letter(
                     dlq, STAGE_DECIDE, outcome.reason, outcome.detail, ref, event.value, None
                 )
                 continue
+            if isinstance(parsed, MatchEvent):
+                metrics.DECIDE_SECONDS.observe(parsed.match_seconds + commit_seconds)
             _count(outcome)
+            for record in outcome.index:
+                await index_topic.send(key=record.upload_id.encode(), value=record.to_record())
             await decisions_topic.send(key=event.key, value=outcome.event.to_record())
 
     async def search(image: bytes) -> SearchResult | SearchRefused:
@@ -231,8 +290,21 @@ def create_app(settings: Settings) -> faust.App:
         metrics.SEARCH_SECONDS.observe(time.perf_counter() - started)
         return result
 
-    install_search_view(app, posts_table, settings.topic_features, search)
+    install_search_view(app, posts_table, settings.topic_matches, search)
     return app
+
+
+def _commit_input(record: bytes) -> MatchEvent | PostUpdateEvent | PostDeleteEvent:
+    """A picnix.matches record: a match, or a lifecycle event passed on by match."""
+    parsed = parse_event(record, MATCH_TOPIC_EVENTS)
+    assert isinstance(parsed, MatchEvent | PostUpdateEvent | PostDeleteEvent)
+    return parsed
+
+
+def _count_settled(match: MatchEvent, reevaluated: bool, position: int) -> None:
+    if reevaluated:
+        metrics.REEVALUATED.inc()
+    metrics.MATCH_LAG.observe(max(0, position - match.position))
 
 
 def _count(outcome: Emit) -> None:

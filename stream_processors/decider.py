@@ -10,7 +10,13 @@ State lives in mappings the caller provides (Faust tables in the worker, dicts i
   keeps as an alias of its image. A record holds the signature's small state form (the method's
   own FeatureStore, another table in the worker, holds the local features), so a restarted
   worker rebuilds the in-memory engine by re-applying these records in decision order.
-- ``refs``: image id → number of live posts showing it; at zero the image leaves the engine.
+- ``refs``: image id → number of live posts showing it; at zero the image leaves the engine;
+  under INDEX_POSITION_KEY, the position of the index log's latest change.
+
+Every change to the engine also goes out as an index-log record (``Emit.index``, for
+``picnix.index``): each worker's replica (``stream_processors.replica``) applies them to match
+uploads in parallel, and ``settle`` turns a match made on a replica, at an earlier position of
+the log, into exactly the decision an evaluation now would make (engine.delta).
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ from schemas.events import (
     DecisionInfo,
     Event,
     FeatureEvent,
+    IndexEntryRecord,
+    IndexRemovalRecord,
+    MatchEvent,
     PostDeletedEvent,
     PostDeleteEvent,
     PostUpdatedEvent,
@@ -34,21 +43,29 @@ from schemas.events import (
     StoredImageRecord,
     parse_event,
 )
-from stream_processors.engine.decision import Decision, DecisionKind, Region
+from stream_processors.engine.decision import Decision, DecisionKind, Region, Settled
 from stream_processors.engine.method import DedupMethod
 
 REASON_UNKNOWN_POST = "unknown-post"
 REASON_METHOD_MISMATCH = "method-mismatch"
 # The id a search probe is evaluated under: no upload id is empty, so it can name no image.
 SEARCH_PROBE_ID = ""
+# The key of the index log's position in ``refs`` (no image id is empty either)
+INDEX_POSITION_KEY = ""
+
+
+IndexRecord = IndexEntryRecord | IndexRemovalRecord
 
 
 @dataclass(frozen=True)
 class Emit:
-    """An event for ``picnix.decisions``; ``redelivered`` if it was emitted before."""
+    """An event for ``picnix.decisions``; ``redelivered`` if it was emitted before. ``index``:
+    the records for ``picnix.index`` of what it changed in the engine (sent again on a
+    redelivery: a crash may have lost them, and replicas apply each once)."""
 
     event: Event
     redelivered: bool
+    index: tuple[IndexRecord, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -109,6 +126,11 @@ class Decider:
         self._refs = refs
         self._restored = False
 
+    @property
+    def position(self) -> int:
+        """The index-log position of the commit's engine."""
+        return self._method.position
+
     def restore(self) -> int:
         """Re-apply every stored image and alias in decision order; returns how many."""
         records = sorted(
@@ -116,9 +138,12 @@ class Decider:
             key=lambda r: r.seq,
         )
         for record in records:
-            decision = _from_info(record.upload_id, record.decision)
+            decision = decision_from_info(record.upload_id, record.decision)
             signature = self._method.state_from_bytes(record.upload_id, record.signature)
-            self._method.apply(decision, signature)
+            self._method.apply(decision, signature, record.seq)
+        position = self._refs.get(INDEX_POSITION_KEY)
+        if position is not None:
+            self._method.advance_to(position)  # removals after the last surviving entry
         self._restored = True
         return len(records)
 
@@ -156,6 +181,17 @@ class Decider:
         event loop; nothing may change the state between it and ``commit``."""
         return self._method.evaluate(pending.feature.upload_id, pending.signature)
 
+    def settle(self, pending: Pending, match: MatchEvent) -> Settled:
+        """The decision for a pending upload from its match on a replica (``match``, made at
+        an earlier position of the index log): exactly what ``evaluate`` would say, usually
+        without evaluating again. Like ``evaluate`` it only reads state."""
+        if match.decision is None:
+            raise ValueError(f"upload {match.upload_id} was not matched: nothing to settle")
+        matched = decision_from_info(match.upload_id, match.decision)
+        return self._method.settle(
+            pending.feature.upload_id, pending.signature, matched, match.position
+        )
+
     def search(self, signature: Any) -> SearchResult:
         """Evaluate a picture against the current state and keep nothing: the same engine call a
         decision makes, with no ``commit``. Like ``evaluate`` it only reads, so the caller must
@@ -181,7 +217,7 @@ class Decider:
     def _begin_decide(self, feature: FeatureEvent, seq: int) -> Pending | DecideOutcome:
         latest = self._latest(feature.upload_id)
         if latest is not None:
-            return Emit(latest, redelivered=True)
+            return Emit(latest, redelivered=True, index=self._entry_again(feature.upload_id))
         if feature.method != self._method.name:
             return Refuse(
                 REASON_METHOD_MISMATCH,
@@ -195,20 +231,40 @@ class Decider:
         feature, signature, seq = pending.feature, pending.signature, pending.seq
         if not self._restored:  # invalidated while the decision was being evaluated
             self.restore()
-        retained = self._method.apply(decision, signature)
-        info = _to_info(decision)
+        retained = self._method.apply(decision, signature, seq)
+        info = decision_to_info(decision)
         event = DecisionEvent(
             upload_id=decision.upload_id, decision=info, post=feature.post, image=feature.image,
             upload_ref=feature.upload_ref, seq=seq,
         )
+        index: tuple[IndexRecord, ...] = ()
         if retained:
             self._stored[decision.upload_id] = StoredImageRecord(
                 seq=seq, upload_id=decision.upload_id, decision=info,
                 signature=self._method.state_to_bytes(signature),
             ).to_record()
+            self._refs[INDEX_POSITION_KEY] = self._method.position
+            index = (self._entry_record(seq, decision.upload_id, info, signature),)
         self._refs[decision.image_id] = self._refs.get(decision.image_id, 0) + 1
         self._posts[feature.upload_id] = event.to_record()
-        return Emit(event, redelivered=False)
+        return Emit(event, redelivered=False, index=index)
+
+    def _entry_record(
+        self, seq: int, upload_id: str, info: DecisionInfo, signature: Any
+    ) -> IndexEntryRecord:
+        return IndexEntryRecord(
+            seq=seq, upload_id=upload_id, decision=info,
+            entry=self._method.replica_to_bytes(signature),
+        )
+
+    def _entry_again(self, upload_id: str) -> tuple[IndexRecord, ...]:
+        """The index record of an upload decided before, if the engine holds its signature."""
+        raw = self._stored.get(upload_id)
+        if raw is None:
+            return ()
+        record = StoredImageRecord.from_record(raw)
+        signature = self._method.state_from_bytes(upload_id, record.signature)
+        return (self._entry_record(record.seq, upload_id, record.decision, signature),)
 
     def _update(self, update: PostUpdateEvent, seq: int) -> DecideOutcome:
         latest = self._latest(update.post_id)
@@ -228,20 +284,23 @@ class Decider:
     def _delete(self, delete: PostDeleteEvent, seq: int) -> DecideOutcome:
         latest = self._latest(delete.post_id)
         if isinstance(latest, PostDeletedEvent):
-            return Emit(latest, redelivered=True)
+            return Emit(latest, redelivered=True, index=_removals(latest))
         if not isinstance(latest, DecisionEvent):
             return Refuse(REASON_UNKNOWN_POST, f"delete of post {delete.post_id}: no such post")
         image_id = latest.decision.image_id
+        before = self._method.position
         if image_id != delete.post_id and self._stored.pop(delete.post_id, None) is not None:
-            self._method.remove_alias(delete.post_id)
+            self._method.remove_alias(delete.post_id, seq)
         remaining = self._refs.get(image_id, 0) - 1
         orphaned = remaining <= 0
         if orphaned:
-            self._method.remove(image_id)
+            self._method.remove(image_id, seq)
             self._stored.pop(image_id, None)
             self._refs.pop(image_id, None)
         else:
             self._refs[image_id] = remaining
+        if self._method.position != before:
+            self._refs[INDEX_POSITION_KEY] = self._method.position
         event = PostDeletedEvent(
             post_id=delete.post_id,
             image_id=image_id,
@@ -252,7 +311,7 @@ class Decider:
             seq=seq,
         )
         self._posts[delete.post_id] = event.to_record()
-        return Emit(event, redelivered=False)
+        return Emit(event, redelivered=False, index=_removals(event))
 
     def _image_sha256(self, decision: DecisionEvent) -> str:
         """The stored image's content hash: the post's own for a new image, else its original's."""
@@ -270,7 +329,18 @@ class Decider:
         raise LookupError(f"{wanted_by} references unknown image {image_id}")
 
 
-def _to_info(decision: Decision) -> DecisionInfo:
+def _removals(deleted: PostDeletedEvent) -> tuple[IndexRecord, ...]:
+    """The index records of a deletion: the post's alias (a replica holding none ignores it) and,
+    when it was the last post showing it, the image."""
+    out: list[IndexRecord] = []
+    if deleted.post_id != deleted.image_id:
+        out.append(IndexRemovalRecord(seq=deleted.seq, upload_id=deleted.post_id))
+    if deleted.orphaned:
+        out.append(IndexRemovalRecord(seq=deleted.seq, upload_id=deleted.image_id))
+    return tuple(out)
+
+
+def decision_to_info(decision: Decision) -> DecisionInfo:
     return DecisionInfo(
         kind=str(decision.kind),
         image_id=decision.image_id,
@@ -281,10 +351,11 @@ def _to_info(decision: Decision) -> DecisionInfo:
             None if decision.region is None else RegionInfo(**dataclasses.asdict(decision.region))
         ),
         reason=decision.reason,
+        via=decision.via,
     )
 
 
-def _from_info(upload_id: str, info: DecisionInfo) -> Decision:
+def decision_from_info(upload_id: str, info: DecisionInfo) -> Decision:
     return Decision(
         upload_id=upload_id,
         kind=DecisionKind(info.kind),
@@ -293,5 +364,6 @@ def _from_info(upload_id: str, info: DecisionInfo) -> Decision:
         distance=info.distance,
         method=info.method,
         region=None if info.region is None else Region(**dataclasses.asdict(info.region)),
+        via=info.via,
         reason=info.reason,
     )

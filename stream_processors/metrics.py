@@ -25,7 +25,32 @@ EXTRACT_SECONDS = Histogram(
     "picnix_extract_seconds", "Decode + signature time per upload", buckets=EXTRACT_BUCKETS
 )
 DECIDE_SECONDS = Histogram(
-    "picnix_decide_seconds", "Engine evaluate + apply time per upload", buckets=DECIDE_BUCKETS
+    "picnix_decide_seconds",
+    "Engine time per decision: its match on a replica plus its commit",
+    buckets=DECIDE_BUCKETS,
+)
+MATCH_SECONDS = Histogram(
+    "picnix_match_seconds", "Evaluation of one upload on this worker's replica",
+    buckets=DECIDE_BUCKETS,
+)
+COMMIT_SECONDS = Histogram(
+    "picnix_commit_seconds",
+    "The sequential step per input: settling its match, applying it, writing the tables",
+    buckets=DECIDE_BUCKETS,
+)
+REEVALUATED = Counter(
+    "picnix_commit_reevaluated_total",
+    "Matches the commit evaluated again: a change since the match could have altered it",
+)
+# How far behind the commit a match's replica was, in index changes: 0 in step, a few in flight
+LAG_BUCKETS = (0, 1, 2, 4, 8, 16, 64, 256, 1024, 4096)
+MATCH_LAG = Histogram(
+    "picnix_match_lag_positions",
+    "Index-log positions between a match's replica and the commit that settled it",
+    buckets=LAG_BUCKETS,
+)
+REPLICA_RECORDS = Counter(
+    "picnix_replica_records_total", "Index-log records this worker's replica applied"
 )
 LIFECYCLE = Counter(
     "picnix_lifecycle_total", "Post updates and deletions applied by decide", ["event"]

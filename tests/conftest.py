@@ -7,28 +7,22 @@ demo's data nor a previous session's; the services themselves are started once b
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 
-from infra.namespaces import drop_namespace, free_port
+from infra.namespaces import drop_namespace, free_port, namespaced
 from infra.settings import Settings
 
 
 def _namespaced(base: Settings, tag: str) -> Settings:
     prefix = f"picnix-test-{tag}"
-    return dataclasses.replace(
+    return namespaced(
         base,
+        prefix,
         http_port=free_port(),  # the API server `pipeline up` starts must not need :8080
-        topic_uploads=f"{prefix}.uploads",
-        topic_uploads_dlq=f"{prefix}.uploads.dlq",
-        topic_features=f"{prefix}.features",
-        topic_decisions=f"{prefix}.decisions",
-        topic_alerts=f"{prefix}.alerts",
-        faust_app_id=prefix,
         pg_database=f"picnix_test_{tag}",
         s3_bucket=prefix,
     )

@@ -41,9 +41,25 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             {"max.message.bytes": upload_bytes, "retention.ms": "-1"},
         ),
         TopicSpec(settings.topic_uploads_dlq, 1, {"max.message.bytes": upload_bytes}),
-        # One partition: `decide` sees every image in one fixed order (DESIGN.md).
-        TopicSpec(settings.topic_features, 1, {"max.message.bytes": str(FEATURES_MAX_BYTES)}),
+        # Partitioned: `match` runs on every worker holding one of them.
+        TopicSpec(
+            settings.topic_features,
+            settings.features_partitions,
+            {"max.message.bytes": str(FEATURES_MAX_BYTES)},
+        ),
+        # One partition: `commit` decides every upload in one fixed order (DESIGN.md).
+        TopicSpec(settings.topic_matches, 1, {"max.message.bytes": str(FEATURES_MAX_BYTES)}),
         TopicSpec(settings.topic_decisions, 1),
+        # What every replica is built from: compacted to the live entries (and removals), kept.
+        TopicSpec(
+            settings.topic_index,
+            1,
+            {
+                "max.message.bytes": str(FEATURES_MAX_BYTES),
+                "cleanup.policy": "compact",
+                "retention.ms": "-1",
+            },
+        ),
         TopicSpec(settings.topic_alerts, 1),
     ]
 

@@ -67,3 +67,12 @@ class Decision:
     def stores_image(self) -> bool:
         """A new image's bytes must be stored; a duplicate's never are."""
         return not self.is_duplicate
+
+
+@dataclass(frozen=True)
+class Settled:
+    """The decision a commit makes of a match evaluated on an earlier state of the index, and
+    whether it had to evaluate the upload again (a change since could have altered it)."""
+
+    decision: Decision
+    reevaluated: bool

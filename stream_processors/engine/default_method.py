@@ -46,7 +46,17 @@ import cv2
 import numpy as np
 
 from stream_processors.engine.clusters import ClusterIndex
-from stream_processors.engine.decision import Decision, DecisionKind, Region
+from stream_processors.engine.decision import Decision, DecisionKind, Region, Settled
+from stream_processors.engine.delta import (
+    NO_POSITION,
+    ChangeLog,
+    IndexChange,
+    Reach,
+    UploadProbe,
+    added_entry,
+    epoch_start,
+    settles_unchanged,
+)
 from stream_processors.engine.feature_store import FeatureStore, MappingFeatureStore
 from stream_processors.engine.hamming_index import HammingIndex
 from stream_processors.engine.local_features import (
@@ -183,6 +193,8 @@ class ShortlistParams:
 
 
 SHORTLIST = ShortlistParams()
+# An entry added this near an upload would be one of its candidates (engine.delta)
+REACH = Reach(SHORTLIST.hash_radius, SHORTLIST.coarse_radius, SHORTLIST.word_min_words)
 # Keypoint candidates from this rank on (0: the strongest evidence) are screened on their
 # query's strongest keypoints before full matching (verify.PRESCREEN_KEYPOINTS): true copies at
 # the first two ranks may show little there, none further down did on the dev or stress sets.
@@ -227,6 +239,7 @@ _SIG_HEADER = struct.Struct("<3sB32sIIH")  # magic, version, sha256, width, heig
 _STATE_MAGIC = b"PXS"
 _STATE_VERSION = 1
 _STATE_HEADER = struct.Struct("<3sB32sII")  # magic, version, sha256, width, height
+_STATE_BYTES = _STATE_HEADER.size + N_DIHEDRAL * (HASH_BYTES + COARSE_BITS // 8)
 
 
 def extract_signature(image: ImageLike) -> DefaultSignature:
@@ -371,6 +384,11 @@ class DefaultMethod:
         # Hamming index searched at radius 0 (~57 B per image where a dict of bytes costs ~120)
         self._sha = HammingIndex(8 * SHA256_INDEX_BYTES)
         self._next_key = 0
+        # per key, the index-log position its entry was stored at (non-decreasing with the key:
+        # entries are applied in log order), and the position of the latest change applied
+        self._seqs = np.zeros(0, np.int64)
+        self._position = NO_POSITION
+        self._changes = ChangeLog()
 
     # ------------------------------------------------------------------ signature
     def extract(self, image: ImageLike) -> DefaultSignature:
@@ -387,6 +405,21 @@ class DefaultMethod:
 
     def state_from_bytes(self, entry_id: str, data: bytes) -> DefaultSignature:
         return state_from_bytes(data, self._store.get(entry_id))
+
+    def replica_to_bytes(self, sig: DefaultSignature) -> bytes:
+        return state_to_bytes(sig) + sig.local_record
+
+    def replica_from_bytes(self, entry_id: str, data: bytes) -> DefaultSignature:
+        state, record = data[:_STATE_BYTES], data[_STATE_BYTES:]
+        self._store.put(entry_id, record)
+        return state_from_bytes(state, record)
+
+    def holds(self, entry_id: str) -> bool:
+        return entry_id in self._images or entry_id in self._aliases
+
+    def advance_to(self, position: int) -> None:
+        self._advance(position)
+        self._changes.forget_through(position)
 
     # ------------------------------------------------------------------ decide
     def evaluate(self, upload_id: str, sig: DefaultSignature) -> Decision:
@@ -419,6 +452,11 @@ class DefaultMethod:
             image_id = self._id_of_key[key]
             assert image_id is not None
             return self._duplicate(upload_id, image_id, dist, how, key, verified)
+        return self._cluster_rule(upload_id, sig)
+
+    def _cluster_rule(self, upload_id: str, sig: DefaultSignature) -> Decision:
+        """The seed's rule for an upload that copies nothing: a new cluster when no center is
+        near, else it joins the nearest."""
         near = self._clusters.nearest(sig.code)
         if near is None:
             return Decision(
@@ -432,6 +470,43 @@ class DefaultMethod:
             float(near.distance),
             Evidence.CLUSTER,
         )
+
+    @property
+    def position(self) -> int:
+        """The index-log position of the latest change applied (NO_POSITION: none yet)."""
+        return self._position
+
+    def settle(
+        self, upload_id: str, sig: DefaultSignature, matched: Decision, position: int
+    ) -> Settled:
+        """The decision now for an upload that ``matched`` was evaluated for at ``position``
+        (an earlier state of this index, on any replica): the match stands unless a change
+        since could alter it (engine.delta), and a non-duplicate gets the cluster rule against
+        the clusters as they are now. Exactly ``evaluate`` now, at the cost of a few hash
+        comparisons in the common case."""
+        if position > self._position:
+            raise ValueError(
+                f"upload {upload_id} was matched at position {position}, after this index's "
+                f"{self._position}: the replica ran ahead of the commit"
+            )
+        probe = UploadProbe(
+            bytes(_sha_code(sig.sha256)),
+            sig.hashes[list(QUERY_VARIANTS)],
+            sig.coarse[list(QUERY_VARIANTS)],
+            (sig.local.keypoints.descriptors, sig.mirror.descriptors),
+            REACH,
+        )
+        if not settles_unchanged(probe, self._changes, position, self._position):
+            return Settled(self.evaluate(upload_id, sig), reevaluated=True)
+        if matched.is_duplicate:
+            return Settled(matched, reevaluated=False)
+        return Settled(self._cluster_rule(upload_id, sig), reevaluated=False)
+
+    def _counted_keys(self) -> int:
+        """Keys below this count in the visual-word statistics: the entries stored up to the
+        current epoch's start (engine.delta.epoch_start)."""
+        start = epoch_start(self._position)
+        return int(np.searchsorted(self._seqs[: self._next_key], start, side="right"))
 
     def _quick_duplicate(self, upload_id: str, sig: DefaultSignature) -> Decision | None:
         """The quick stage: hash neighbours within QUICK_HASH_RADIUS, upright view first, each
@@ -474,6 +549,7 @@ class DefaultMethod:
             [sig.local.keypoints.descriptors, sig.mirror.descriptors],
             SHORTLIST.word_limit,
             SHORTLIST.word_min_words,
+            self._counted_keys(),
         )
         for mirrored, hits in zip((False, True), by_view, strict=True):
             for wv in hits:
@@ -509,6 +585,7 @@ class DefaultMethod:
             [sig.local.keypoints.descriptors, sig.mirror.descriptors],
             SHORTLIST.word_limit,
             SHORTLIST.word_min_words,
+            self._counted_keys(),
         )
         t2 = time.perf_counter()
         self._clusters.nearest(sig.code)
@@ -657,19 +734,19 @@ class DefaultMethod:
         return None
 
     # ------------------------------------------------------------------ state
-    def apply(self, decision: Decision, sig: DefaultSignature) -> bool:
+    def apply(self, decision: Decision, sig: DefaultSignature, seq: int | None = None) -> bool:
         if decision.kind is DecisionKind.DUPLICATE_REFERENCE:
             if decision.method == Evidence.SHA256:
                 return False  # the same bytes show nothing the stored entry does not
             if decision.upload_id in self._aliases:
                 raise ValueError(f"upload {decision.upload_id} already has an alias")
             self._aliases[decision.upload_id] = self._add_entry(
-                decision.upload_id, decision.image_id, sig
+                decision.upload_id, decision.image_id, sig, self._advance(seq)
             )
             return True
         if decision.image_id in self._images:
             raise ValueError(f"image {decision.image_id} already stored")
-        key = self._add_entry(decision.image_id, decision.image_id, sig)
+        key = self._add_entry(decision.image_id, decision.image_id, sig, self._advance(seq))
         self._images[decision.image_id] = key
         if decision.kind is DecisionKind.NEW_CLUSTER:
             self._clusters.found(decision.cluster_id, key)
@@ -677,22 +754,39 @@ class DefaultMethod:
             self._clusters.join(decision.cluster_id, sig.code, key)
         return True
 
-    def _add_entry(self, entry_id: str, image_id: str, sig: DefaultSignature) -> int:
+    def _advance(self, seq: int | None) -> int:
+        """Move to log position ``seq`` (None: the next one, for callers without a log)."""
+        seq = self._position + 1 if seq is None else seq
+        if seq < self._position:
+            raise ValueError(f"index change at position {seq} after position {self._position}")
+        self._position = seq
+        return seq
+
+    def _add_entry(self, entry_id: str, image_id: str, sig: DefaultSignature, seq: int) -> int:
         """Index one signature (a stored image or an alias, ``entry_id`` its upload) under a new
-        key showing ``image_id``."""
+        key showing ``image_id``, stored at log position ``seq``."""
         key = self._next_key
         self._next_key += 1
+        if key >= len(self._seqs):
+            self._seqs = np.concatenate([self._seqs, np.zeros(max(1024, key), np.int64)])
+        self._seqs[key] = seq
+        descriptors = sig.local.keypoints.descriptors
+        sha16 = bytes(_sha_code(sig.sha256))
+        entry = added_entry(sha16, sig.code, sig.coarse[0], descriptors)
+        self._changes.append(IndexChange(seq, entry_id, entry))
         self._id_of_key.append(image_id)
         self._entry_of_key.append(entry_id)
         self._sha.add(key, _sha_code(sig.sha256))
         self._hashes.add(key, sig.code)
         self._coarse.add(key, sig.coarse[0])
-        self._words.add(key, sig.local.keypoints.descriptors)
+        self._words.add(key, descriptors)
         self._store.put(entry_id, sig.local_record)
         return key
 
-    def _drop_entry(self, key: int) -> np.ndarray:
-        """Remove one key from every index; returns its hash code."""
+    def _drop_entry(self, key: int, seq: int | None) -> np.ndarray:
+        """Remove one key from every index at log position ``seq``; returns its hash code."""
+        seq = self._advance(seq)
+        self._changes.append(IndexChange(seq, self._entry_id(key), None))
         code = self._code_of(key)
         self._words.remove(key, record_keypoints(self._record(key)).descriptors)
         self._store.delete(self._entry_id(key))
@@ -726,6 +820,12 @@ class DefaultMethod:
         n = len(image_ids)
         keys = np.arange(self._next_key, self._next_key + n, dtype=np.int64)
         self._next_key += n
+        # each image at its own position after the current one; no match made before the load
+        # can be settled across it (the change log does not hold these)
+        seqs = np.arange(self._position + 1, self._position + 1 + n, dtype=np.int64)
+        self._seqs = np.concatenate([self._seqs[: int(keys[0]) if n else len(self._seqs)], seqs])
+        self._position += n
+        self._changes.forget_through(self._position)
         for key, image_id in zip(keys.tolist(), image_ids, strict=True):
             self._images[image_id] = key
         shas = np.frombuffer(b"".join(h[:SHA256_INDEX_BYTES] for h in sha256s), np.uint8)
@@ -740,18 +840,18 @@ class DefaultMethod:
                 self._store.put(image_id, rec)
         self._clusters.add_many(cluster_ids, codes, keys)
 
-    def remove(self, image_id: str) -> None:
+    def remove(self, image_id: str, seq: int | None = None) -> None:
         key = self._images.pop(image_id, None)
         if key is None:
             return
         cluster_id = self._clusters.cluster_of(key)
-        code = self._drop_entry(key)
+        code = self._drop_entry(key, seq)
         self._clusters.leave(cluster_id, code, key)
 
-    def remove_alias(self, upload_id: str) -> None:
+    def remove_alias(self, upload_id: str, seq: int | None = None) -> None:
         key = self._aliases.pop(upload_id, None)
         if key is not None:
-            self._drop_entry(key)
+            self._drop_entry(key, seq)
 
     # ------------------------------------------------------------------ introspection
     def __len__(self) -> int:

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from stream_processors.engine.decision import Decision
+from stream_processors.engine.decision import Decision, Settled
 from stream_processors.engine.feature_store import FeatureStore
 
 
@@ -56,23 +56,52 @@ class DedupMethod(Protocol):
         form and the method's own store, for re-applying it."""
         ...
 
+    def replica_to_bytes(self, sig: Any) -> bytes:
+        """A retained signature whole (state form and what the method's store keeps), for the
+        index log every worker's replica is built from."""
+        ...
+
+    def replica_from_bytes(self, entry_id: str, data: bytes) -> Any:
+        """The signature of an index-log entry; what belongs in the method's store is put there."""
+        ...
+
+    def holds(self, entry_id: str) -> bool:
+        """Whether the entry (a stored image's or an alias's upload id) is in the state."""
+        ...
+
+    def advance_to(self, position: int) -> None:
+        """The index log moved on to ``position`` with changes this state already reflects (a
+        restore re-applies the surviving entries, not the removals between them)."""
+        ...
+
     def evaluate(self, upload_id: str, sig: Any) -> Decision:
         """Decide one upload; reads state only."""
         ...
 
-    def apply(self, decision: Decision, sig: Any) -> bool:
+    @property
+    def position(self) -> int:
+        """The index-log position of the latest change applied (-1: none)."""
+        ...
+
+    def settle(self, upload_id: str, sig: Any, matched: Decision, position: int) -> Settled:
+        """What ``evaluate`` would say now, given ``matched``: the evaluation of the same upload
+        on this index as it was at ``position`` (a replica's). Reads state only."""
+        ...
+
+    def apply(self, decision: Decision, sig: Any, seq: int | None = None) -> bool:
         """Mutate state for a decision: NEW_CLUSTER / MERGE_CENTER add the image (and move the
         center); a DUPLICATE_REFERENCE may keep the upload's signature as an alias of the image
         it references, another view of it to verify later uploads against. Returns whether the
         signature is now part of the state, i.e. whether the caller must persist it to rebuild
-        the state. Replaying apply over the same decisions rebuilds the same state."""
+        the state. Replaying apply over the same decisions rebuilds the same state. ``seq``: the
+        change's position in the index log (None: the next one), never below ``position``."""
         ...
 
-    def remove(self, image_id: str) -> None:
+    def remove(self, image_id: str, seq: int | None = None) -> None:
         """The image's last post was deleted: it leaves the index and its cluster."""
         ...
 
-    def remove_alias(self, upload_id: str) -> None:
+    def remove_alias(self, upload_id: str, seq: int | None = None) -> None:
         """A duplicate's post was deleted: its alias of the referenced image (if kept) leaves the
         index. Aliases go before their image does, as every alias's post references the image."""
         ...

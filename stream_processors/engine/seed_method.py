@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from stream_processors.engine.decision import Decision, DecisionKind
+from stream_processors.engine.decision import Decision, DecisionKind, Settled
 
 if TYPE_CHECKING:
     from stream_processors.engine.method import ImageLike
@@ -104,6 +104,7 @@ class SeedMethod:
         self._centers = np.zeros((0, 3), dtype=np.float64)  # row i = self._clusters[i].center
         self._images: dict[str, tuple[SeedSignature, str]] = {}  # image id -> (sig, cluster id)
         self._cluster_pos: dict[str, int] = {}  # cluster id -> row in _clusters/_centers
+        self._position = -1
 
     # ----------------------------------------------------------------- protocol
     def extract(self, image: ImageLike) -> SeedSignature:
@@ -136,6 +137,18 @@ class SeedMethod:
     def state_from_bytes(self, entry_id: str, data: bytes) -> SeedSignature:
         return self.signature_from_bytes(data)
 
+    def replica_to_bytes(self, sig: SeedSignature) -> bytes:
+        return self.signature_to_bytes(sig)
+
+    def replica_from_bytes(self, entry_id: str, data: bytes) -> SeedSignature:
+        return self.signature_from_bytes(data)
+
+    def holds(self, entry_id: str) -> bool:
+        return entry_id in self._images
+
+    def advance_to(self, position: int) -> None:
+        self._advance(position)
+
     def evaluate(self, upload_id: str, sig: SeedSignature) -> Decision:
         if not self._clusters:
             return self._new(upload_id)
@@ -166,9 +179,23 @@ class SeedMethod:
             method=self.name,
         )
 
-    def apply(self, decision: Decision, sig: SeedSignature) -> bool:
+    @property
+    def position(self) -> int:
+        return self._position
+
+    def settle(
+        self, upload_id: str, sig: SeedSignature, matched: Decision, position: int
+    ) -> Settled:
+        """The seed's evaluation is a scan of a few centers: it is simply done again now."""
+        return Settled(self.evaluate(upload_id, sig), reevaluated=position != self._position)
+
+    def _advance(self, seq: int | None) -> None:
+        self._position = self._position + 1 if seq is None else max(self._position, seq)
+
+    def apply(self, decision: Decision, sig: SeedSignature, seq: int | None = None) -> bool:
         if decision.kind is DecisionKind.DUPLICATE_REFERENCE:
             return False  # the paper keeps nothing of a duplicate
+        self._advance(seq)
         if decision.image_id in self._images:
             raise ValueError(f"image {decision.image_id} already stored")
         if decision.kind is DecisionKind.NEW_CLUSTER:
@@ -186,10 +213,11 @@ class SeedMethod:
         self._images[decision.image_id] = (sig, decision.cluster_id)
         return True
 
-    def remove(self, image_id: str) -> None:
+    def remove(self, image_id: str, seq: int | None = None) -> None:
         """The image leaves its cluster; the center becomes the mean of the remaining members
         (recomputed, not down-dated, so removals never accumulate rounding); an emptied cluster
         disappears."""
+        self._advance(seq)
         _, cluster_id = self._images.pop(image_id)
         i = self._cluster_index(cluster_id)
         cluster = self._clusters[i]
@@ -202,7 +230,7 @@ class SeedMethod:
         cluster.center = np.mean([self._images[m][0].hu for m in cluster.members], axis=0)
         self._centers[i] = cluster.center
 
-    def remove_alias(self, upload_id: str) -> None:
+    def remove_alias(self, upload_id: str, seq: int | None = None) -> None:
         """The paper keeps no aliases of duplicates."""
 
     # ----------------------------------------------------------------- inspection

@@ -321,7 +321,9 @@ class VisualWordIndex:
         live = self._alive[k_all]
         return w_all[live], k_all[live]
 
-    def query(self, descriptors: np.ndarray, limit: int, min_words: int) -> list[WordVotes]:
+    def query(
+        self, descriptors: np.ndarray, limit: int, min_words: int, counted_keys: int | None = None
+    ) -> list[WordVotes]:
         """The ``limit`` images with the highest idf-weighted vote (ties: earlier key first)
         among those sharing at least ``min_words`` distinct words with the query.
 
@@ -329,11 +331,19 @@ class VisualWordIndex:
         words (flat patches, noise grain) are posted by many images and say almost nothing, so
         raw counts let unrelated textured images outvote a true copy. Words posted by more than
         STOP_WORD_FRACTION of the images (or MAX_POSTINGS) are skipped outright.
+
+        ``counted_keys``: only images with a key below it count in N and df (all get votes).
+        The caller fixes the statistics for a stretch of stored images, so that images stored
+        while a query was answered elsewhere change no other image's score (engine.delta).
         """
-        return self.query_views([descriptors], limit, min_words)[0]
+        return self.query_views([descriptors], limit, min_words, counted_keys)[0]
 
     def query_views(
-        self, views: list[np.ndarray], limit: int, min_words: int
+        self,
+        views: list[np.ndarray],
+        limit: int,
+        min_words: int,
+        counted_keys: int | None = None,
     ) -> list[list[WordVotes]]:
         """``query`` for several descriptor sets (e.g. an image and its mirror) with one read of
         the postings of all their words."""
@@ -344,12 +354,19 @@ class VisualWordIndex:
         all_words = np.unique(np.concatenate(qwords))
         if all_words.size == 0:
             return out
-        n = max(1, self._n_images)
+        if counted_keys is None:
+            counted = self._n_images
+        else:
+            counted = int(np.count_nonzero(self._alive[:counted_keys]))
+        n = max(1, counted)
         max_df = min(MAX_POSTINGS, max(STOP_WORD_MIN_DF, int(STOP_WORD_FRACTION * n)))
         widx, keys = self._lookup(all_words)
         if keys.size == 0:
             return out
-        df = np.bincount(widx, minlength=len(all_words))
+        if counted_keys is None:
+            df = np.bincount(widx, minlength=len(all_words))
+        else:
+            df = np.bincount(widx[keys < counted_keys], minlength=len(all_words))
         weight = np.log(n / np.maximum(df, 1)) + 1.0
         # an image with min_words postings in a view has a hash bucket with at least as many
         # postings: keep only the postings of such buckets (most keys hold one chance posting)

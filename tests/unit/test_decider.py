@@ -11,6 +11,8 @@ from schemas.events import (
     DecisionEvent,
     FeatureEvent,
     ImageInfo,
+    IndexEntryRecord,
+    IndexRemovalRecord,
     PostDeletedEvent,
     PostDeleteEvent,
     PostInfo,
@@ -18,10 +20,11 @@ from schemas.events import (
     PostUpdateEvent,
     UploadRef,
 )
-from stream_processors.decider import Decider, Emit, Refuse
+from stream_processors.decider import INDEX_POSITION_KEY, Decider, Emit, Pending, Refuse
 from stream_processors.engine.decode import decode_image
 from stream_processors.engine.feature_store import MappingFeatureStore
 from stream_processors.engine.method import build_method
+from stream_processors.replica import IndexReplica
 
 
 def _png(seed: int, size: int = 96) -> bytes:
@@ -56,6 +59,10 @@ class Tables:
         self.refs: dict[str, int] = {}
         self.local: dict[str, bytes] = {}
 
+    def image_refs(self) -> dict[str, int]:
+        """The reference counts of images (``refs`` also holds the index log's position)."""
+        return {k: v for k, v in self.refs.items() if k != INDEX_POSITION_KEY}
+
     def decider(self) -> Decider:
         method = build_method("default", MappingFeatureStore(self.local))
         return Decider(method, self.posts, self.stored, self.refs)
@@ -87,7 +94,7 @@ def test_exact_copy_references_the_first_upload_and_redelivery_changes_nothing()
     assert isinstance(b, DecisionEvent) and b.decision.kind == "duplicate-reference"
     assert b.decision.image_id == "u1"
     assert isinstance(c, DecisionEvent) and c.decision.image_id == "u3"
-    assert tables.refs == {"u1": 2, "u3": 1}
+    assert tables.image_refs() == {"u1": 2, "u3": 1}
     before = tables.snapshot()
 
     again = _emitted(decider.handle(_feature("u2", _png(1), 1), seq=7))
@@ -116,12 +123,12 @@ def test_delete_keeps_a_referenced_image_and_drops_an_orphan() -> None:
     first = _emitted(decider.handle(PostDeleteEvent(post_id="u1", deleted_at="t"), seq=2)).event
     assert isinstance(first, PostDeletedEvent)
     assert not first.orphaned and first.image_id == "u1"
-    assert tables.refs == {"u1": 1}
+    assert tables.image_refs() == {"u1": 1}
 
     last = _emitted(decider.handle(PostDeleteEvent(post_id="u2", deleted_at="t"), seq=3)).event
     assert isinstance(last, PostDeletedEvent)
     assert last.orphaned and last.sha256 == hashlib.sha256(_png(1)).hexdigest()
-    assert tables.refs == {} and tables.stored == {}
+    assert tables.image_refs() == {} and tables.stored == {}
 
     # the image left the index: the same bytes uploaded again make a new image
     again = _emitted(decider.handle(_feature("u9", _png(1), 4), seq=4)).event
@@ -163,10 +170,10 @@ def test_a_near_duplicate_is_kept_as_an_alias_for_its_post_s_lifetime() -> None:
     assert set(tables.stored) == {"u1", "u2", "p"}
 
     decider.handle(PostDeleteEvent(post_id="u2", deleted_at="t"), seq=4)
-    assert set(tables.stored) == {"u1", "p"} and tables.refs == {"u1": 3}
+    assert set(tables.stored) == {"u1", "p"} and tables.image_refs() == {"u1": 3}
     for i, post in enumerate(("u1", "u3", "p"), start=5):
         decider.handle(PostDeleteEvent(post_id=post, deleted_at="t"), seq=i)
-    assert tables.stored == {} and tables.refs == {}
+    assert tables.stored == {} and tables.image_refs() == {}
 
 
 def test_an_invalidated_decider_rebuilds_from_its_tables() -> None:
@@ -220,3 +227,67 @@ def test_a_fresh_decider_restores_its_tables_before_it_searches() -> None:
     restarted = tables.copy().decider()
     found = restarted.search(_probe(_png(1, size=128)))
     assert found.match is not None and found.match.image_id == "u1"
+
+
+def _replica() -> IndexReplica:
+    return IndexReplica(build_method("default", MappingFeatureStore({})))
+
+
+def _commit_via(decider: Decider, replica: IndexReplica, feature: FeatureEvent, seq: int) -> Emit:
+    """The split path: match on the replica, settle and commit on the decider."""
+    match = replica.match(feature, feature.to_record())
+    pending = decider.begin(feature, seq)
+    if not isinstance(pending, Pending):
+        return _emitted(pending)
+    return decider.commit(pending, decider.settle(pending, match).decision)
+
+
+def test_index_records_keep_a_replica_in_step_and_settle_its_stale_matches() -> None:
+    tables = Tables()
+    decider = tables.decider()
+    replica = _replica()
+    first = _commit_via(decider, replica, _feature("u1", _png(1), 0), seq=0)
+    assert [type(r) for r in first.index] == [IndexEntryRecord]
+    # the replica has not applied u1 yet: its match of a copy finds nothing, the commit settles
+    # it against u1 all the same
+    near = _commit_via(decider, replica, _feature("u2", _png(1, size=128), 1), seq=1)
+    assert isinstance(near.event, DecisionEvent) and near.event.decision.image_id == "u1"
+    exact = _commit_via(decider, replica, _feature("u3", _png(1), 2), seq=2)
+    assert exact.index == ()  # identical bytes add nothing to the index
+    for emit in (first, near):
+        for record in emit.index:
+            assert replica.apply(record.to_record())
+    assert replica.position == decider_position(tables) == 1
+    assert not replica.apply(first.index[0].to_record())  # a re-sent record changes nothing
+
+    deleted = _emitted(decider.handle(PostDeleteEvent(post_id="u2", deleted_at="t"), seq=3))
+    assert [(type(r), r.upload_id) for r in deleted.index] == [(IndexRemovalRecord, "u2")]
+    for record in deleted.index:
+        assert replica.apply(record.to_record())
+    assert not replica.method.holds("u2") and replica.method.holds("u1")
+    assert replica.position == decider_position(tables) == 3
+
+    # a re-delivered upload sends its index record again, for a replica that lost it
+    again = _emitted(decider.handle(_feature("u1", _png(1), 0), seq=9))
+    assert again.redelivered and [r.upload_id for r in again.index] == ["u1"]
+
+
+def decider_position(tables: Tables) -> int:
+    return tables.refs[INDEX_POSITION_KEY]
+
+
+def test_a_restored_decider_resumes_at_the_position_of_a_removal_after_its_last_entry() -> None:
+    tables = Tables()
+    decider = tables.decider()
+    decider.handle(_feature("u1", _png(1), 0), seq=0)
+    decider.handle(_feature("u2", _png(2), 1), seq=1)
+    decider.handle(PostDeleteEvent(post_id="u2", deleted_at="t"), seq=5)
+    restarted = tables.copy().decider()
+    restarted.restore()
+    replica = _replica()
+    match = replica.match(_feature("u7", _png(7), 7), b"")
+    pending = restarted.begin(_feature("u7", _png(7), 7), seq=7)
+    assert isinstance(pending, Pending)
+    # settling a match made at position -1 against a restored state at 5: evaluated again
+    assert restarted.settle(pending, match).reevaluated
+    assert restarted.search(_probe(_png(2))).match is None
