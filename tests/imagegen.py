@@ -136,3 +136,31 @@ def cmyk_jpeg(bgr: np.ndarray) -> bytes:
     return out + segment(0xC0, sof) + scans + b"\xff\xd9"
 
 
+def scene(seed: int, height: int = 192, width: int = 192) -> np.ndarray:
+    """A picture of its own per seed with edges and fine detail everywhere: a two-colour
+    gradient under random anti-aliased disks, bars and strokes and a fine random texture, so an
+    aligned comparison has layout and detail to correlate on every part of it."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    a, b = rng.integers(30, 226, (2, 3)).astype(np.float32)
+    ramp = (x / max(width - 1, 1) + y / max(height - 1, 1))[..., None] / 2
+    img = (a * (1 - ramp) + b * ramp).astype(np.uint8)
+    side = min(height, width)
+    for _ in range(12):
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        cx, cy = int(rng.integers(0, width)), int(rng.integers(0, height))
+        kind = rng.integers(3)
+        if kind == 0:
+            r = int(rng.integers(side // 24, side // 8))
+            cv2.circle(img, (cx, cy), r, colour, -1, cv2.LINE_AA)
+        elif kind == 1:
+            dx, dy = (int(v) for v in rng.integers(side // 16, side // 5, 2))
+            cv2.rectangle(img, (cx, cy), (cx + dx, cy + dy), colour, -1, cv2.LINE_AA)
+        else:
+            ex, ey = int(rng.integers(0, width)), int(rng.integers(0, height))
+            cv2.line(img, (cx, cy), (ex, ey), colour, int(rng.integers(1, 4)), cv2.LINE_AA)
+    texture = rng.normal(0.0, 6.0, (height, width, 1)).astype(np.float32)
+    out: np.ndarray = np.clip(
+        img.astype(np.float32) + cv2.GaussianBlur(texture, (0, 0), 0.8)[..., None], 0, 255
+    ).astype(np.uint8)
+    return out

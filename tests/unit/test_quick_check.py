@@ -13,14 +13,14 @@ from skimage import data
 
 from stream_processors.engine.quick_check import QUICK, quick_clean_copy
 from stream_processors.engine.verify import PixelThresholds, pixel_check
-from tests.unit.test_verify import (
-    _caption,
-    _card,
-    _court_card,
-    _identity,
-    _pixel_art,
-    _rotate_hue,
-    _thumb,
+from tests.unit.verify_fixtures import (
+    caption,
+    card,
+    court_card,
+    identity,
+    pixel_art,
+    rotate_hue,
+    thumb,
 )
 
 PIXELS = PixelThresholds()
@@ -74,9 +74,9 @@ CLEAN: dict[str, Edit] = {
     "noise4": _noise(4.0),
 }
 PICTURES = {
-    "astronaut": lambda: _thumb(data.astronaut()),
-    "chelsea": lambda: _thumb(data.chelsea()),
-    "pixel-art": lambda: _pixel_art(3),
+    "astronaut": lambda: thumb(data.astronaut()),
+    "chelsea": lambda: thumb(data.chelsea()),
+    "pixel-art": lambda: pixel_art(3),
 }
 
 
@@ -86,12 +86,12 @@ def test_clean_copies_are_accepted_and_the_full_check_agrees(picture: str, edit:
     stored = PICTURES[picture]()
     query = CLEAN[edit](stored)
     assert quick_clean_copy(query, stored)
-    assert pixel_check(query, stored, _identity(query, stored)).passes(PIXELS)
+    assert pixel_check(query, stored, identity(query, stored)).passes(PIXELS)
 
 
 def test_a_copy_stored_at_another_size_is_accepted() -> None:
     """The stored thumbnail is resampled onto the query's grid (a pure scale)."""
-    stored = _thumb(data.astronaut())
+    stored = thumb(data.astronaut())
     query = cv2.resize(stored, (150, 150), interpolation=cv2.INTER_AREA)
     assert quick_clean_copy(query, stored)
 
@@ -99,7 +99,7 @@ def test_a_copy_stored_at_another_size_is_accepted() -> None:
 def test_one_changed_cell_of_pixel_art_is_undecided() -> None:
     """A punk with one extra low-contrast pixel (a mole): 8 x 8 thumbnail pixels that differ by
     0.2, where the full check's disagreement level is 0.12."""
-    stored = _pixel_art(4)
+    stored = pixel_art(4)
     query = stored.copy()
     cell = query[96:104, 64:72].astype(np.int16)
     query[96:104, 64:72] = np.clip(cell + 51, 0, 255).astype(np.uint8)
@@ -109,29 +109,29 @@ def test_one_changed_cell_of_pixel_art_is_undecided() -> None:
 
 def test_cards_of_a_deck_are_undecided() -> None:
     corners = [(34, 40), (102, 40), (34, 140), (102, 140)]
-    assert not quick_clean_copy(_card([*corners, (68, 90)]), _card(corners))
-    assert not quick_clean_copy(_court_card("diamonds"), _court_card("hearts"))
+    assert not quick_clean_copy(card([*corners, (68, 90)]), card(corners))
+    assert not quick_clean_copy(court_card("diamonds"), court_card("hearts"))
 
 
 def test_colour_changes_are_left_to_the_full_check() -> None:
     """One tone curve for all channels cannot turn one hue into another: a hue filter (a copy)
     and a recolouring (another picture) are both undecided, the black-and-white copy too."""
-    stored = _thumb(data.astronaut())
-    assert not quick_clean_copy(_rotate_hue(stored, 20), stored)
-    assert not quick_clean_copy(_rotate_hue(stored, 90), stored)
+    stored = thumb(data.astronaut())
+    assert not quick_clean_copy(rotate_hue(stored, 20), stored)
+    assert not quick_clean_copy(rotate_hue(stored, 90), stored)
     grey = cv2.cvtColor(cv2.cvtColor(stored, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
     assert not quick_clean_copy(grey, stored)
 
 
 def test_overlays_are_left_to_the_full_check() -> None:
-    stored = _thumb(data.astronaut())
-    captioned = _caption(stored, "for sale", (20, 170))
+    stored = thumb(data.astronaut())
+    captioned = caption(stored, "for sale", (20, 170))
     assert not quick_clean_copy(captioned, stored)
-    assert pixel_check(captioned, stored, _identity(captioned, stored)).passes(PIXELS)
+    assert pixel_check(captioned, stored, identity(captioned, stored)).passes(PIXELS)
 
 
 def test_another_aspect_ratio_is_undecided() -> None:
-    stored = _thumb(data.astronaut())
+    stored = thumb(data.astronaut())
     h, w = stored.shape[:2]
     stretched = cv2.resize(stored, (w, round(h * (1.0 + 2 * QUICK.max_aspect_change))))
     assert not quick_clean_copy(stretched, stored)
