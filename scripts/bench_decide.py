@@ -39,6 +39,10 @@ What is measured, and why this way:
   the same decisions by the evidence that decided them (``default:sha256``,
   ``default:hash+quick-pixels``, ``default:hash+pixels``, ``default:orb+ransac+pixels``, or
   ``default:hash-cluster`` for no duplicate): how many and their p50.
+* ``match_ms_p50``, ``commit_ms_p50``, ``commit_ms_p99``: the same queries through the split
+  decide (``commit_pass``): the match is ``evaluate`` on the index as it is, the commit
+  ``settle`` (the changes since the match, engine.delta) plus ``apply``, with COMMIT_WINDOW
+  uploads in flight; ``commit_reevaluated`` counts the commits that had to evaluate again.
 * ``index_points`` times the global-hash stage alone on ``HammingIndex`` bulk-loaded
   (``add_many``): the QUERY_VARIANTS radius searches with the default method's shortlist radius and
   limit, plus the nearest-cluster-center search; ``bytes_per_image`` is both indexes' bytes / N.
@@ -69,6 +73,9 @@ DEFAULT_MANIFEST = Path(__file__).resolve().parents[1].parent / "shared/datasets
 SIZES = (10_000, 100_000, 1_000_000)
 QUICK_SIZES = (2_000, 10_000, 50_000)
 FILL_CHUNK = 20_000  # synthetic records generated and ingested at a time (~0.5 GB)
+# Uploads matched but not yet committed when one commits: two workers matching, the commit a
+# few records behind (what bench_pipeline's picnix_match_lag_positions shows)
+COMMIT_WINDOW = 4
 
 
 @dataclass(frozen=True)
@@ -316,11 +323,16 @@ def _bench_default(
         p50, p99 = _percentiles(times)
         stored = len(method)
         new_image = by_evidence.get(Evidence.CLUSTER, [])
+        split = commit_pass(method, queries, f"c{n}", rng)
         points.append(
             {
                 "stored": stored,
                 "decide_ms_p50": p50,
                 "decide_ms_p99": p99,
+                "match_ms_p50": _percentiles(split.match_ms)[0],
+                "commit_ms_p50": _percentiles(split.commit_ms)[0],
+                "commit_ms_p99": _percentiles(split.commit_ms)[1],
+                "commit_reevaluated": split.reevaluated,
                 "decide_ms_mean": round(float(np.mean(times)), 4),
                 "new_image_ms_p50": _percentiles(new_image)[0] if new_image else None,
                 "bytes_per_image": round(
@@ -337,6 +349,59 @@ def _bench_default(
             }
         )
     return points
+
+
+@dataclass(frozen=True)
+class SplitTimes:
+    match_ms: list[float]
+    commit_ms: list[float]
+    reevaluated: int
+
+
+def commit_pass(
+    method: Any, queries: list[Any], prefix: str, rng: np.random.Generator
+) -> SplitTimes:
+    """The queries as a stream through the split decide, COMMIT_WINDOW in flight: each is
+    matched at the index's position then, and committed (``settle`` + ``apply``, the commit's
+    engine work) after the COMMIT_WINDOW - 1 queries matched before it are, so its settle sees
+    the changes those made. The stream is the queries shuffled: picked in manifest order, the
+    copies of one picture would follow each other, the burst in which every commit must
+    evaluate again. The entries committed leave the index again afterwards (untimed), so the
+    next size starts from the same images."""
+    match_ms: list[float] = []
+    commit_ms: list[float] = []
+    reevaluated = 0
+    in_flight: list[tuple[str, Any, Any, int]] = []
+    committed: list[tuple[str, Any]] = []
+
+    def commit_one() -> None:
+        nonlocal reevaluated
+        upload_id, sig, matched, position = in_flight.pop(0)
+        t = time.perf_counter()
+        settled = method.settle(upload_id, sig, matched, position)
+        if method.apply(settled.decision, sig):
+            committed.append((upload_id, settled.decision))
+        commit_ms.append((time.perf_counter() - t) * 1e3)
+        reevaluated += settled.reevaluated
+
+    for j in rng.permutation(len(queries)).tolist():
+        sig = queries[j]
+        upload_id = f"{prefix}-{j}"
+        position = method.position
+        t = time.perf_counter()
+        matched = method.evaluate(upload_id, sig)
+        match_ms.append((time.perf_counter() - t) * 1e3)
+        in_flight.append((upload_id, sig, matched, position))
+        if len(in_flight) >= COMMIT_WINDOW:
+            commit_one()
+    while in_flight:
+        commit_one()
+    for upload_id, decision in reversed(committed):
+        if decision.is_duplicate:
+            method.remove_alias(upload_id)
+        else:
+            method.remove(upload_id)
+    return SplitTimes(match_ms, commit_ms, reevaluated)
 
 
 # ----------------------------------------------------------------------------- main

@@ -157,6 +157,10 @@ class Evidence:
     CLUSTER = "default:hash-cluster"
 
 
+# The decisions an evaluation makes only after the visual-word stage
+WORD_STAGE_EVIDENCE = frozenset({Evidence.KEYPOINTS, Evidence.CLUSTER})
+
+
 @dataclass(frozen=True)
 class ShortlistParams:
     """How many candidates each source contributes and how many are verified.
@@ -495,8 +499,10 @@ class DefaultMethod:
             sig.coarse[list(QUERY_VARIANTS)],
             (sig.local.keypoints.descriptors, sig.mirror.descriptors),
             REACH,
+            partial(self._words.stop_words, counted_keys=self._counted_keys()),
         )
-        if not settles_unchanged(probe, self._changes, position, self._position):
+        words_matter = matched.method in WORD_STAGE_EVIDENCE
+        if not settles_unchanged(probe, self._changes, position, self._position, words_matter):
             return Settled(self.evaluate(upload_id, sig), reevaluated=True)
         if matched.is_duplicate:
             return Settled(matched, reevaluated=False)

@@ -32,12 +32,12 @@ after removals) can differ there, on words too common to decide anything.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from stream_processors.engine.visual_words import posted_words, query_words
+from stream_processors.engine.visual_words import QueryWordSet, posted_words
 
 # The word statistics are fixed for a span of positions that grows with the store: 1/16 of the
 # position, a power of two between 16 and 1024 (a span is where a copy stored inside it counts
@@ -99,9 +99,14 @@ class Reach:
     min_words: int
 
 
+# Which of some distinct words the index's word query skips as too common, now
+StopWords = Callable[[np.ndarray], np.ndarray]
+
+
 class UploadProbe:
     """An upload's side of the relevance test, computed once and only as far as needed: the
-    query words are derived only if some change passes the cheaper hash tests."""
+    query's word sets only if some change passes the cheaper hash tests, the stop words only
+    for an entry that shares enough words before them."""
 
     def __init__(
         self,
@@ -110,15 +115,20 @@ class UploadProbe:
         coarse: np.ndarray,
         view_descriptors: tuple[np.ndarray, ...],
         reach: Reach,
+        stop_words: StopWords,
     ) -> None:
         self._sha16 = sha16
         self._hashes = hashes
         self._coarse = coarse
         self._views = view_descriptors
         self._reach = reach
-        self._view_words: list[np.ndarray] | None = None
+        self._stop_words = stop_words
+        self._view_words: list[QueryWordSet] | None = None
 
-    def affected_by(self, entry: AddedEntry) -> bool:
+    def affected_by(self, entry: AddedEntry, words_matter: bool = True) -> bool:
+        """Whether ``entry`` would be one of the upload's candidates. ``words_matter``: the
+        evaluation reached the visual-word stage (a copy found by the hash stages never looks
+        at word candidates, so one sharing only words cannot alter it)."""
         if entry.sha16 == self._sha16:
             return True
         if int(np.bitwise_count(self._hashes ^ entry.code).sum(axis=1).min()) <= (
@@ -129,12 +139,19 @@ class UploadProbe:
             self._reach.coarse_radius
         ):
             return True
+        if not words_matter:
+            return False
         if self._view_words is None:
-            self._view_words = [query_words(d) for d in self._views]
-        return any(
-            int(np.isin(entry.words, words, assume_unique=True).sum()) >= self._reach.min_words
-            for words in self._view_words
-        )
+            self._view_words = [QueryWordSet(d) for d in self._views]
+        # the entry would be a word candidate of a view: as many shared words, counting only
+        # those the query does not skip as stop words (the query's own eligibility test)
+        for view in self._view_words:
+            shared = entry.words[view.contains(entry.words)]
+            if shared.size < self._reach.min_words:
+                continue
+            if int((~self._stop_words(shared)).sum()) >= self._reach.min_words:
+                return True
+        return False
 
 
 class ChangeLog:

@@ -143,3 +143,16 @@ def test_delta_finds_the_highest_words() -> None:
     idx.add(7, top)
     assert (1 << vw.WORD_BITS) * vw.WORD_TABLES - 1 in vw.posted_words(top).tolist()
     assert [v.key for v in idx.query(top, 10, 2)] == [7]
+
+
+def test_the_query_word_set_holds_exactly_the_words_a_query_looks_up() -> None:
+    rng = np.random.default_rng(5)
+    descriptors = rng.integers(0, 256, (300, 32), dtype=np.uint8)
+    looked_up = vw.query_words(descriptors)
+    probe = vw.QueryWordSet(descriptors)
+    # the looked-up words, their one-bit neighbours (some in, most out) and random words
+    flips = np.int64(1) << rng.integers(0, vw.WORD_BITS + 1, looked_up.size)
+    candidates = np.unique(np.concatenate([
+        looked_up, looked_up ^ flips, rng.integers(0, 1 << (vw.WORD_BITS + 1), 5000),
+    ]))
+    assert np.array_equal(probe.contains(candidates), np.isin(candidates, looked_up))
