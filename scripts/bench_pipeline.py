@@ -27,7 +27,11 @@ the growth from the first ``--rss-after`` (500) decided uploads to the end over 
 in between; disk per stored image is each data dir's growth over the images stored; the extract
 floor is decode + extract in a spawned process pool on every core over a sample of phase 1's
 images, in the same run, after the pipeline has drained. ``worker_stage_ms_mean`` is the workers'
-own extract/decide histograms (wall time) from Prometheus, to split the worker's share.
+own extract/decide/match/commit histograms (wall time) from Prometheus, to split the worker's
+share; ``commit_ms_p50``/``p99``, ``match_ms_p50``/``p99``, ``commit_reevaluated``,
+``match_lag_positions_p50``/``p99`` and ``extracted_by_worker``/``matched_by_worker`` come from the
+same histograms over the whole run (``decide_split``): the sequential step, the parallel one, and
+each worker's share.
 """
 
 from __future__ import annotations
@@ -103,7 +107,8 @@ LOCK_TIMEOUT = "30s"  # a DROP blocked by someone's open transaction fails inste
 FAUST_LEADER_TOPIC = "{app}-__assignor-__leader"
 PERCENTILES = (50, 99)
 GIT_TIMEOUT_SECONDS = 10.0
-STAGES = ("extract", "decide")
+STAGES = ("extract", "decide", "match", "commit")
+QUANTILES = (0.5, 0.99)
 HTTP_OK = 200
 SCRAPE_WAIT_SECONDS = 5.0  # two scrape intervals: the last samples reach Prometheus
 MS = 1000.0
@@ -251,7 +256,7 @@ def reset_state(settings: Settings, kafka: Kafka) -> None:
     log(f"pipeline stopped ({', '.join(stopped) or 'nothing was running'}); wiping its state")
     existing = kafka.list_topics()
     ours = [settings.topic_uploads, settings.topic_uploads_dlq, settings.topic_features,
-            settings.topic_decisions]
+            settings.topic_matches, settings.topic_decisions, settings.topic_index]
     doomed = sorted({t for t in ours if t in existing} | set(faust_topics(settings, existing)))
     kafka.delete_topics(doomed)
     deadline = time.monotonic() + TOPIC_DELETE_TIMEOUT_SECONDS
@@ -554,6 +559,7 @@ def _phases(
     if floor.seconds < SCRAPE_WAIT_SECONDS:
         time.sleep(SCRAPE_WAIT_SECONDS - floor.seconds)
     stages = worker_stage_means(settings)
+    split = decide_split(settings)
 
     cpu = {g: (after[g].cpu_seconds - before[g].cpu_seconds) * MS / uploads1 for g in after}
     cpu["producer"] = producer.cpu_seconds * MS / uploads1
@@ -577,6 +583,7 @@ def _phases(
         "cpu_ms_per_upload": cpu_ms,
         "bench_poller_cpu_ms_per_upload": round(bench_cpu * MS / uploads1, 2),
         "worker_stage_ms_mean": stages,
+        **split,
         "worker_rss_bytes_per_stored": per_stored(
             after["worker"].rss_bytes - before["worker"].rss_bytes),
         "sink_rss_bytes_per_stored": per_stored(
@@ -664,6 +671,41 @@ def worker_stage_means(settings: Settings) -> dict[str, float | None]:
             log(f"Prometheus has no {stage} timings ({status}): {query}")
             value = None
         out[stage] = value
+    return out
+
+
+def _prometheus(settings: Settings, query: str) -> list[dict[str, Any]]:
+    url = f"{settings.prometheus_url}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
+    status, body = http_get(url, timeout=5.0)
+    if status != HTTP_OK:
+        raise BenchError(f"Prometheus answered {status} to {query}: {body[:200]!r}")
+    found: list[dict[str, Any]] = json.loads(body).get("data", {}).get("result", [])
+    return found
+
+
+def decide_split(settings: Settings) -> dict[str, Any]:
+    """The split decide from the workers' histograms over the whole run: the sequential
+    commit's and the parallel match's quantiles (ms, interpolated within the histogram's
+    buckets), how many commits evaluated again, how far behind the commit the matches' replicas
+    were (index-log positions, p50/p99), and each worker's share of the uploads (extracted and
+    matched, by its metrics endpoint)."""
+    out: dict[str, Any] = {}
+    for stage, metric in (("commit", "picnix_commit_seconds"), ("match", "picnix_match_seconds"),
+                          ("lag", "picnix_match_lag_positions")):
+        for q in QUANTILES:
+            query = f"histogram_quantile({q}, sum by (le) ({metric}_bucket))"
+            found = _prometheus(settings, query)
+            value = float(found[0]["value"][1]) if found else math.nan
+            scale = 1.0 if stage == "lag" else MS
+            name = f"match_lag_positions_p{round(q * 100)}" if stage == "lag" else (
+                f"{stage}_ms_p{round(q * 100)}")
+            out[name] = None if math.isnan(value) else round(value * scale, 3)
+    found = _prometheus(settings, "sum(picnix_commit_reevaluated_total)")
+    out["commit_reevaluated"] = int(float(found[0]["value"][1])) if found else 0
+    for name, metric in (("extracted_by_worker", "picnix_uploads_total"),
+                         ("matched_by_worker", "picnix_match_seconds_count")):
+        found = _prometheus(settings, f"sum by (instance) ({metric})")
+        out[name] = {r["metric"].get("instance", "?"): int(float(r["value"][1])) for r in found}
     return out
 
 

@@ -9,9 +9,10 @@ demo's data is untouched, and runs the real worker, ``python -m infra.cli worker
    what ``scripts.restart_fill`` would write for the same entry, so the fill speaks the worker's
    format.
 2. Fill: the dev set's uploads decided in this process by the worker's own Decider, then
-   synthetic images up to N stored (``restart_fill``), written to the four changelogs; one empty
-   record per filled upload on the features topic and the workers' group committed past them,
-   as after a worker decided them.
+   synthetic images up to N stored (``restart_fill``), written to the four changelogs and, each
+   entry, to the index log the replicas are built from; one empty record per filled upload on
+   the matches topic (the commit's input) and the workers' group committed past them, as after
+   a worker decided them.
 3. ``rebuild_s``: the datadir removed, a worker started; a fresh upload is published right after
    the start; the time from the process start to that upload's decision (its Kafka timestamp).
    The worker rebuilds every table from the changelogs, then (on its first event) re-applies
@@ -288,7 +289,7 @@ def fill(
     written = {t: restart_kafka.read_topic(settings, restart_fill.changelog_topic(app, t))
                for t in restart_fill.TABLES}
     before = restart_fill.state_from_changelogs(written)
-    first_seq = restart_kafka.end_offset(settings, settings.topic_features)
+    first_seq = restart_kafka.end_offset(settings, settings.topic_matches)
     after = restart_fill.decide_real(before, real, first_seq)
     real_stored = len(after.stored)
     if real_stored > stored:
@@ -306,6 +307,9 @@ def fill(
             after, synthetic, first_seq + len(real), SYNTHETIC_BATCH, rng
         ):
             yield _with_placeholders(settings, topics, ids, batch, sizes)
+        if synthetic:
+            last = restart_fill.position_record(first_seq + len(real) + synthetic - 1)
+            yield _with_placeholders(settings, topics, [], [last], sizes)
 
     last = [time.monotonic()]
 
@@ -317,9 +321,9 @@ def fill(
     restart_kafka.produce(settings, batches(), progress)
     expected = first_seq + len(real) + synthetic
     committed = restart_kafka.commit_end(settings, settings.worker_group_id,
-                                         settings.topic_features)
+                                         settings.topic_matches)
     if committed != expected:
-        raise BenchError(f"the features topic ends at {committed} after the fill, not at "
+        raise BenchError(f"the matches topic ends at {committed} after the fill, not at "
                          f"{expected}: another producer wrote to it")
     records = sum(restart_kafka.end_offset(settings, t) for t in topics.values())
     return {"real_uploads": len(real), "real_stored": real_stored, "synthetic": synthetic,
@@ -331,11 +335,13 @@ def _with_placeholders(
     settings: Settings, topics: dict[str, str], upload_ids: list[str],
     records: list[restart_fill.ChangelogRecord], sizes: dict[str, int],
 ) -> list[tuple[str, bytes, bytes | None]]:
-    """The batch's changelog records on their topics, and an empty features record per upload
-    (where its feature event would be, so the seqs are the offsets they claim)."""
+    """The batch's changelog records on their topics, their entries on the index log (what the
+    replicas are built from), and an empty matches record per upload (where its match would be,
+    so the seqs are the offsets they claim)."""
     out: list[tuple[str, bytes, bytes | None]] = [(topics[t], k, v) for t, k, v in records]
     sizes["bytes"] += sum(len(k) + len(v) for _t, k, v in records)
-    out.extend((settings.topic_features, u.encode(), None) for u in upload_ids)
+    out.extend((settings.topic_index, k, v) for k, v in restart_fill.index_records(records))
+    out.extend((settings.topic_matches, u.encode(), None) for u in upload_ids)
     return out
 
 

@@ -41,11 +41,12 @@ from schemas.events import (
     DecisionEvent,
     DecisionInfo,
     FeatureEvent,
+    IndexEntryRecord,
     StoredImageRecord,
     parse_event,
 )
 from scripts.bench_decide import synthetic_records
-from stream_processors.decider import Decider, Refuse
+from stream_processors.decider import INDEX_POSITION_KEY, Decider, Refuse
 from stream_processors.engine.decision import DecisionKind
 from stream_processors.engine.default_method import (
     DefaultSignature,
@@ -258,6 +259,29 @@ class SyntheticImages:
             (REFS, key, encode_value(REFS, 1)),
             (LOCAL, key, local),
         ]
+
+
+def index_records(records: list[ChangelogRecord]) -> list[tuple[bytes, bytes]]:
+    """The ``picnix.index`` records (key, value) of the entries a batch of changelog records
+    stores: what the commit sends the workers' replicas for each (its stored-image record and
+    its local features, as ``DefaultMethod.replica_to_bytes`` joins them)."""
+    local = {key: value for table, key, value in records if table == LOCAL}
+    out: list[tuple[bytes, bytes]] = []
+    for table, key, value in records:
+        if table != STORED:
+            continue
+        stored = StoredImageRecord.from_record(value)
+        entry = IndexEntryRecord(
+            seq=stored.seq, upload_id=stored.upload_id, decision=stored.decision,
+            entry=stored.signature + local[key],
+        )
+        out.append((stored.upload_id.encode(), entry.to_record()))
+    return out
+
+
+def position_record(seq: int) -> ChangelogRecord:
+    """The image-refs record of the index log's position after the fill (Decider.restore)."""
+    return (REFS, encode_key(INDEX_POSITION_KEY), encode_value(REFS, seq))
 
 
 def synthetic_batches(

@@ -142,7 +142,7 @@ class Decider:
             signature = self._method.state_from_bytes(record.upload_id, record.signature)
             self._method.apply(decision, signature, record.seq)
         position = self._refs.get(INDEX_POSITION_KEY)
-        if position is not None:
+        if position is not None and position > self._method.position:
             self._method.advance_to(position)  # removals after the last surviving entry
         self._restored = True
         return len(records)

@@ -99,6 +99,30 @@ class ClusterIndex:
         assert name is not None
         return NearestCluster(name, int(best[0]))
 
+    def nearest_of(self, code: np.ndarray, cluster_ids: set[str]) -> NearestCluster | None:
+        """``nearest`` among the given clusters only (those that still exist), by the same
+        order: distance, then the earlier founded. For a commit that knows the nearest of all
+        the others already."""
+        best: tuple[int, int] | None = None
+        for cluster_id in cluster_ids:
+            key = self._key_of.get(cluster_id)
+            if key is None:
+                continue
+            dist = int(np.bitwise_count(self.center(cluster_id) ^ code).sum())
+            if dist <= self.join_distance and (best is None or (dist, key) < best):
+                best = (dist, key)
+        if best is None:
+            return None
+        name = self._id_of[best[1]]
+        assert name is not None
+        return NearestCluster(name, best[0])
+
+    def founded_before(self, a: NearestCluster, b: NearestCluster | None) -> bool:
+        """Whether ``a`` is nearer than ``b`` by ``nearest``'s order (b None: no cluster)."""
+        if b is None:
+            return True
+        return (a.distance, self._key_of[a.cluster_id]) < (b.distance, self._key_of[b.cluster_id])
+
     def _cluster_key(self, member: int) -> int:
         """The member's cluster key, or -1 for a key that is no member (left, or never was)."""
         if member >= len(self._cluster_of_member):

@@ -77,11 +77,12 @@ class AddedEntry:
 @dataclass(frozen=True)
 class IndexChange:
     """One change to the index at log position ``seq``: ``added`` the entry, or (None) removed
-    it."""
+    it; ``cluster_id``: the cluster an image's entry joined, founded or left (None: an alias)."""
 
     seq: int
     entry_id: str
     added: AddedEntry | None
+    cluster_id: str | None = None
 
 
 def added_entry(
@@ -177,6 +178,10 @@ class ChangeLog:
         """Whether every change after ``position`` is still held."""
         return position >= self._forgotten
 
+    def clusters_since(self, position: int) -> set[str]:
+        """The clusters founded, joined or left after ``position``."""
+        return {c.cluster_id for c in self.since(position) if c.cluster_id is not None}
+
     def since(self, position: int) -> Iterator[IndexChange]:
         """The changes after ``position``, newest first."""
         for change in reversed(self._changes):
@@ -186,15 +191,19 @@ class ChangeLog:
 
 
 def settles_unchanged(
-    probe: UploadProbe, changes: ChangeLog, position: int, head: int
+    probe: UploadProbe, changes: ChangeLog, position: int, head: int, words_matter: bool
 ) -> bool:
     """Whether an evaluation at ``position`` still holds at ``head`` for the probed upload (see
-    the module docstring): no change since could make it find something else."""
+    the module docstring): no change since could make it find something else. ``words_matter``:
+    the evaluation went as far as the visual-word stage (else neither the word statistics nor
+    an entry sharing only words with the upload could change what it found)."""
     if position == head:
         return True
-    if not changes.reaches(position) or epoch_start(position) != epoch_start(head):
+    if not changes.reaches(position):
+        return False
+    if words_matter and epoch_start(position) != epoch_start(head):
         return False
     for change in changes.since(position):
-        if change.added is None or probe.affected_by(change.added):
+        if change.added is None or probe.affected_by(change.added, words_matter):
             return False
     return True
