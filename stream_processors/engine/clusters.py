@@ -20,16 +20,35 @@ one-member cluster costs its id's dict entry plus 8 bytes of arrays; every membe
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from stream_processors.engine.array_state import (
+    StateArrays,
+    StateMismatch,
+    check_names,
+    decode_strings,
+    encode_strings,
+    item,
+    names,
+    nest,
+    plain_attributes,
+    restore_plain,
+    sub,
+)
 from stream_processors.engine.hamming_index import HammingIndex
 from stream_processors.engine.signatures import HASH_BITS
 
 CLUSTER_JOIN_DISTANCE = 56
 _INT_BYTES = 32  # a key int object (the id dict's value); the id strings are the founders' ids
 _COUNT_OVERHEAD = 112  # numpy array object + dict entry
+# Snapshot (to_arrays): attributes saved in a form of their own, and the ones not saved (the
+# caller's member index, given again on load; ``_key_of``, made again from ``_id_of``).
+_SNAPSHOT_OWN = frozenset({"_centers", "_id_of", "_counts"})
+_SNAPSHOT_UNSAVED = frozenset({"_members", "_key_of"})
+_COUNT_DTYPES = (np.uint8, np.uint16, np.uint32)  # what _count_dtype chooses from
 
 
 @dataclass(frozen=True)
@@ -241,6 +260,50 @@ class ClusterIndex:
         for cid, more in joins.items():  # clusters that existed before the bulk load
             for i in more:
                 self.join(cid, codes[i], int(members[i]))
+
+    def to_arrays(self) -> StateArrays:
+        """Every attribute, for the engine snapshot (array_state). The member index is the
+        caller's and is saved by it; ``_key_of`` is the inverse of ``_id_of`` and is made again
+        from it; the per-bit counts are grouped by dtype (they widen with the cluster), each
+        group one (clusters, HASH_BITS) array beside its cluster keys."""
+        out = plain_attributes(self, _SNAPSHOT_OWN | _SNAPSHOT_UNSAVED)
+        out |= nest("_centers", self._centers.to_arrays())
+        out |= nest("_id_of", encode_strings(self._id_of))
+        groups: dict[np.dtype, list[int]] = {np.dtype(t): [] for t in _COUNT_DTYPES}
+        for key, counts in self._counts.items():
+            groups.setdefault(counts.dtype, []).append(key)
+        for dtype, keys in groups.items():
+            rows = np.zeros((len(keys), HASH_BITS), dtype)
+            for i, k in enumerate(keys):
+                rows[i] = self._counts[k]
+            group = {"keys": np.asarray(keys, np.int64), "rows": rows}
+            out |= nest("_counts", nest(dtype.name, group))
+        return out
+
+    @classmethod
+    def from_arrays(cls, state: Mapping[str, np.ndarray], members: HammingIndex) -> ClusterIndex:
+        """The index ``to_arrays`` saved, over ``members`` (the caller's restored member index).
+        StateMismatch if another version of the class saved it."""
+        join = item(state, "join_distance")
+        if join.ndim != 0 or join.dtype.kind != "i":
+            raise StateMismatch(f"saved ClusterIndex.join_distance is {join!r}, not an int")
+        index = cls(members, int(join))
+        check_names(index, state, _SNAPSHOT_UNSAVED)
+        restore_plain(index, state, _SNAPSHOT_OWN | _SNAPSHOT_UNSAVED)
+        index._centers = HammingIndex.from_arrays(sub(state, "_centers"))
+        index._id_of = decode_strings(sub(state, "_id_of"))
+        index._key_of = {name: k for k, name in enumerate(index._id_of) if name is not None}
+        counts = sub(state, "_counts")
+        for dtype in names(counts):
+            group = sub(counts, dtype)
+            keys, rows = item(group, "keys"), item(group, "rows")
+            if rows.dtype.name != dtype or rows.shape != (len(keys), HASH_BITS):
+                raise StateMismatch(
+                    f"saved {dtype} cluster counts are {rows.dtype} {rows.shape} for "
+                    f"{len(keys)} clusters"
+                )
+            index._counts.update(zip(keys.tolist(), (r.copy() for r in rows), strict=True))
+        return index
 
     def nbytes(self) -> int:
         counts = sum(c.nbytes + _COUNT_OVERHEAD for c in self._counts.values())

@@ -67,6 +67,7 @@ from stream_processors.engine.local_features import (
     frame_of,
     keypoints_from_bytes,
     keypoints_to_bytes,
+    local_features_deferred,
     local_features_from_bytes,
     local_features_to_bytes,
     quantize_points,
@@ -320,7 +321,9 @@ def state_to_bytes(sig: DefaultSignature) -> bytes:
 
 
 def state_from_bytes(data: bytes, record: bytes) -> DefaultSignature:
-    """A stored signature from its state form and its FeatureStore record (no mirror)."""
+    """A stored signature from its state form and its FeatureStore record (no mirror). Its
+    thumbnail is decoded only if read (local_features_deferred): re-applying the signature
+    reads the keypoints alone, and a restart re-applies every stored one."""
     magic, version, sha, width, height = _STATE_HEADER.unpack_from(data, 0)
     if magic != _STATE_MAGIC or version != _STATE_VERSION:
         raise ValueError(f"not a default-method state v{_STATE_VERSION}: {magic!r} v{version}")
@@ -329,7 +332,7 @@ def state_from_bytes(data: bytes, record: bytes) -> DefaultSignature:
         raise ValueError(f"trailing bytes in signature state: {len(data) - off}")
     if record_length(record) != len(record):
         raise ValueError("local-features record of the wrong length in the store")
-    local, _ = local_features_from_bytes(record)
+    local, _ = local_features_deferred(record)
     return DefaultSignature(sha, width, height, hashes, coarse, local, empty_keypoints(), record)
 
 
@@ -908,3 +911,96 @@ class DefaultMethod:
             + self._clusters.nbytes()
             + ids
         )
+
+    # ------------------------------------------------------------------ snapshot
+    # How to_arrays saves the attributes that are no array or scalar: the id lists as strings;
+    # the id -> key dicts as their keys in dict order (each id is its key's entry id, so the
+    # names come back from ``_entry_of_key``, the same string objects); the store not at all
+    # (it is the caller's, and survives a restart on its own).
+    _SNAPSHOT_STRINGS = ("_id_of_key", "_entry_of_key")
+    _SNAPSHOT_KEY_DICTS = ("_images", "_aliases")
+    _SNAPSHOT_UNSAVED = ("_store",)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The whole in-memory state as named arrays, for the engine snapshot (snapshot.py).
+
+        Every attribute is walked (array_state): the indexes save themselves, arrays and scalars
+        are saved as they are, and an attribute of any other type is refused by name, so state
+        added to the engine later is saved or loudly refused, never dropped."""
+        from stream_processors.engine.array_state import (
+            UnsavableAttribute,
+            encode_strings,
+            nest,
+            plain_attributes,
+        )
+
+        if self._clusters._members is not self._hashes:
+            raise UnsavableAttribute("the cluster index's members are not the method's hashes")
+        out: dict[str, np.ndarray] = {}
+        handled = set(self._SNAPSHOT_UNSAVED)
+        for name, value in vars(self).items():
+            if name in self._SNAPSHOT_STRINGS:
+                out |= nest(name, encode_strings(value))
+            elif name in self._SNAPSHOT_KEY_DICTS:
+                ids = self._entry_of_key
+                wrong = [i for i, k in value.items() if ids[k] != i]
+                if wrong:
+                    raise UnsavableAttribute(
+                        f"DefaultMethod.{name}: {len(wrong)} ids are not their key's entry id "
+                        f"(first: {wrong[0]!r})"
+                    )
+                keys = np.fromiter(value.values(), np.int64, len(value))
+                out |= nest(name, {"keys": keys})
+            elif hasattr(value, "to_arrays") and hasattr(type(value), "from_arrays"):
+                out |= nest(name, value.to_arrays())
+            else:
+                continue
+            handled.add(name)
+        return out | plain_attributes(self, handled)
+
+    @classmethod
+    def from_arrays(cls, state: dict[str, np.ndarray], store: FeatureStore) -> DefaultMethod:
+        """The method ``to_arrays`` saved, over ``store`` (which must hold the records of every
+        entry it indexes). array_state.StateMismatch if another version of the engine saved it,
+        or if its parts disagree."""
+        from stream_processors.engine.array_state import (
+            StateMismatch,
+            check_names,
+            decode_strings,
+            item,
+            restore_plain,
+            sub,
+        )
+
+        method = cls(store)
+        check_names(method, state, cls._SNAPSHOT_UNSAVED)
+        handled = {*cls._SNAPSHOT_UNSAVED, *cls._SNAPSHOT_STRINGS, *cls._SNAPSHOT_KEY_DICTS}
+        for name, fresh in list(vars(method).items()):
+            if name in handled:
+                continue
+            if isinstance(fresh, ClusterIndex):  # its members are the restored hash index
+                continue
+            if hasattr(type(fresh), "from_arrays"):
+                setattr(method, name, type(fresh).from_arrays(sub(state, name)))
+                handled.add(name)
+        method._clusters = ClusterIndex.from_arrays(sub(state, "_clusters"), method._hashes)
+        handled.add("_clusters")
+        entries = decode_strings(sub(state, "_entry_of_key"))
+        images = decode_strings(sub(state, "_id_of_key"))
+        if len(images) != len(entries):
+            raise StateMismatch(f"saved {len(images)} image ids for {len(entries)} entries")
+        # an image's own key shows itself: one string object for both lists, as when applied
+        method._entry_of_key = entries
+        method._id_of_key = [e if i == e else i for i, e in zip(images, entries, strict=True)]
+        for name in cls._SNAPSHOT_KEY_DICTS:
+            keys = item(sub(state, name), "keys").tolist()
+            if keys and not 0 <= min(keys) <= max(keys) < len(entries):
+                raise StateMismatch(f"saved {name} has keys outside 0..{len(entries) - 1}")
+            ids = [entries[k] for k in keys]
+            if None in ids:
+                raise StateMismatch(f"saved {name} holds a key whose entry was removed")
+            setattr(method, name, dict(zip(ids, keys, strict=True)))
+        if any(method._id_of_key[k] != i for i, k in method._images.items()):
+            raise StateMismatch("saved images and image ids disagree")
+        restore_plain(method, state, handled)
+        return method

@@ -189,6 +189,76 @@ class ChangeLog:
                 return
             yield change
 
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Every attribute, for the engine snapshot (array_state), so that a loaded engine
+        settles a match made before the snapshot as the saved one would. The changes are saved
+        as columns: position, entry id, whether added, and the added entries' SHA prefixes,
+        hashes and words (one flat array with each entry's end)."""
+        from stream_processors.engine.array_state import encode_strings, nest, plain_attributes
+
+        changes = list(self._changes)
+        added = [c.added for c in changes if c.added is not None]
+
+        def rows(parts: list[np.ndarray]) -> np.ndarray:
+            return np.stack(parts) if parts else np.zeros((0, 0), np.uint8)
+
+        columns = {
+            "seq": np.fromiter((c.seq for c in changes), np.int64, len(changes)),
+            "added": np.fromiter((c.added is not None for c in changes), bool, len(changes)),
+            "sha16": rows([np.frombuffer(a.sha16, np.uint8) for a in added]),
+            "code": rows([a.code for a in added]),
+            "coarse": rows([a.coarse for a in added]),
+            "words": np.concatenate([np.zeros(0, np.int64), *(a.words for a in added)]),
+            "word_ends": np.cumsum(np.fromiter((a.words.size for a in added), np.int64)),
+        }
+        return (
+            plain_attributes(self, {"_changes"})
+            | nest("_changes", columns)
+            | nest("_changes", nest("entry_id", encode_strings([c.entry_id for c in changes])))
+            | nest("_changes", nest("cluster_id", encode_strings([c.cluster_id for c in changes])))
+        )
+
+    @classmethod
+    def from_arrays(cls, state: dict[str, np.ndarray]) -> ChangeLog:
+        """The change log ``to_arrays`` saved (array_state.StateMismatch if another version
+        of the class saved it, or its columns disagree)."""
+        from stream_processors.engine.array_state import (
+            StateMismatch,
+            check_names,
+            decode_strings,
+            item,
+            restore_plain,
+            sub,
+        )
+
+        log = cls()
+        check_names(log, state, ())
+        restore_plain(log, state, {"_changes"})
+        columns = sub(state, "_changes")
+        seqs, flags = item(columns, "seq").tolist(), item(columns, "added").tolist()
+        ids = decode_strings(sub(columns, "entry_id"))
+        clusters = decode_strings(sub(columns, "cluster_id"))
+        sha16, code, coarse = item(columns, "sha16"), item(columns, "code"), item(columns, "coarse")
+        words, ends = item(columns, "words"), item(columns, "word_ends").tolist()
+        n_added = sum(flags)
+        if not (len(seqs) == len(flags) == len(ids) == len(clusters)) or not (
+            n_added == len(sha16) == len(code) == len(coarse) == len(ends)
+        ):
+            raise StateMismatch(f"saved change log columns disagree ({len(seqs)} changes)")
+        start, j = 0, 0
+        for seq, entry_id, flag, cluster_id in zip(seqs, ids, flags, clusters, strict=True):
+            if entry_id is None:
+                raise StateMismatch(f"saved change at position {seq} has no entry id")
+            entry = None
+            if flag:
+                end = ends[j]
+                entry = AddedEntry(
+                    bytes(sha16[j]), code[j].copy(), coarse[j].copy(), words[start:end].copy()
+                )
+                start, j = end, j + 1
+            log._changes.append(IndexChange(seq, entry_id, entry, cluster_id))
+        return log
+
 
 def settles_unchanged(
     probe: UploadProbe, changes: ChangeLog, position: int, head: int, words_matter: bool

@@ -41,10 +41,22 @@ Not thread-safe: the engine calls it from one partition's agent at a time.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from itertools import combinations
 
 import numpy as np
 import numpy.typing as npt
+
+from stream_processors.engine.array_state import (
+    StateArrays,
+    StateMismatch,
+    check_names,
+    item,
+    nest,
+    plain_attributes,
+    restore_plain,
+    sub,
+)
 
 _SUB_BITS = 16
 _MAX_FLIPS = 4
@@ -52,6 +64,10 @@ _MIN_INDEXED = 1024
 _MAX_DELTA = 32768
 
 CodeLike = npt.ArrayLike
+# Snapshot (to_arrays): attributes saved in a form of their own, and attributes __init__
+# derives from n_bits (not saved; the saved n_bits makes them again).
+_SNAPSHOT_OWN = frozenset({"_delta_slots"})
+_SNAPSHOT_DERIVED = frozenset({"_wdtype"})
 
 
 def _flip_masks(n_bits: int, max_flips: int) -> list[np.ndarray]:
@@ -232,6 +248,39 @@ class HammingIndex:
     def rebuild(self) -> None:
         """Fold the delta into the tables and drop tombstones now (normally automatic)."""
         self._rebuild()
+
+    def to_arrays(self) -> StateArrays:
+        """Every attribute, for the engine snapshot (array_state): the arrays as they are (the
+        tables are not rebuilt on load, so a restored index probes exactly as this one) and
+        the delta's key -> slot dict as two arrays."""
+        out = plain_attributes(self, _SNAPSHOT_OWN | _SNAPSHOT_DERIVED)
+        n = len(self._delta_slots)
+        delta = {
+            "keys": np.fromiter(self._delta_slots.keys(), np.int64, n),
+            "slots": np.fromiter(self._delta_slots.values(), np.int64, n),
+        }
+        return out | nest("_delta_slots", delta)
+
+    @classmethod
+    def from_arrays(cls, state: Mapping[str, np.ndarray]) -> HammingIndex:
+        """The index ``to_arrays`` saved (StateMismatch if another version of it saved it)."""
+        n_bits = item(state, "n_bits")
+        if n_bits.ndim != 0 or n_bits.dtype.kind != "i":
+            raise StateMismatch(f"saved HammingIndex.n_bits is {n_bits!r}, not an int")
+        index = cls(int(n_bits))
+        check_names(index, state, _SNAPSHOT_DERIVED)
+        restore_plain(index, state, _SNAPSHOT_OWN | _SNAPSHOT_DERIVED)
+        delta = sub(state, "_delta_slots")
+        keys, slots = item(delta, "keys"), item(delta, "slots")
+        if len(keys) != len(slots):
+            raise StateMismatch(f"saved delta has {len(keys)} keys but {len(slots)} slots")
+        index._delta_slots = dict(zip(keys.tolist(), slots.tolist(), strict=True))
+        if index._codes.shape[1:] != (index.code_bytes,) or index._perm.shape[0] != index.m:
+            raise StateMismatch(
+                f"saved {index.n_bits}-bit index holds codes of shape {index._codes.shape} "
+                f"and tables of shape {index._perm.shape}"
+            )
+        return index
 
     # ----------------------------------------------------------------- internals
     def _as_code(self, code: CodeLike) -> np.ndarray:

@@ -47,17 +47,55 @@ class Keypoints:
         return int(self.points.shape[0])
 
 
-@dataclass(frozen=True)
 class LocalFeatures:
     """What verification needs of one image: keypoints, the frame size they live in, a thumbnail.
 
     ``frame_size`` is (width, height) of the trimmed image resized to FRAME_LONG_SIDE; the
     thumbnail is the same frame at THUMB_LONG_SIDE, so the two are related by a pure scale.
+
+    Read-only. Features parsed by ``local_features_deferred`` decode their thumbnail from the
+    record when it is first read, then keep it: re-applying a stored image to the index (a
+    restarted worker, every stored record) reads only the keypoints, and decoding each
+    thumbnail was a third of that cost.
     """
 
-    keypoints: Keypoints
-    frame_size: tuple[int, int]
-    thumb: np.ndarray
+    __slots__ = ("_frame_size", "_keypoints", "_thumb", "_thumb_source")
+
+    def __init__(
+        self, keypoints: Keypoints, frame_size: tuple[int, int], thumb: np.ndarray
+    ) -> None:
+        self._keypoints = keypoints
+        self._frame_size = frame_size
+        self._thumb: np.ndarray | None = thumb
+        self._thumb_source: tuple[bytes, _RecordHeader] | None = None
+
+    @classmethod
+    def _of_record(
+        cls, keypoints: Keypoints, record: bytes, head: _RecordHeader
+    ) -> LocalFeatures:
+        """Features whose thumbnail is the record's, decoded when first read."""
+        features = cls.__new__(cls)
+        features._keypoints = keypoints
+        features._frame_size = head.frame_size
+        features._thumb = None
+        features._thumb_source = (record, head)
+        return features
+
+    @property
+    def keypoints(self) -> Keypoints:
+        return self._keypoints
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        return self._frame_size
+
+    @property
+    def thumb(self) -> np.ndarray:
+        if self._thumb is None:
+            assert self._thumb_source is not None
+            self._thumb = _thumb_of_record(*self._thumb_source)
+            self._thumb_source = None  # the record is no longer needed
+        return self._thumb
 
     def thumb_scale(self) -> tuple[float, float]:
         """(sx, sy) mapping frame coordinates to thumbnail coordinates."""
@@ -287,6 +325,15 @@ def local_features_from_bytes(data: bytes | memoryview) -> tuple[LocalFeatures, 
     head = _record_header(data)
     kp, end = _keypoints_of_record(data, head)
     return LocalFeatures(kp, head.frame_size, _thumb_of_record(data, head)), end
+
+
+def local_features_deferred(data: bytes) -> tuple[LocalFeatures, int]:
+    """``local_features_from_bytes`` whose thumbnail is decoded only when first read (see
+    LocalFeatures): for a reader that may need only the keypoints. ``data`` is bytes, not a
+    view, because the features keep it until then."""
+    head = _record_header(data)
+    kp, end = _keypoints_of_record(data, head)
+    return LocalFeatures._of_record(kp, data, head), end
 
 
 def record_length(data: bytes | memoryview) -> int:

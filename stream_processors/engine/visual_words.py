@@ -431,3 +431,21 @@ class VisualWordIndex:
         """Bytes of the CSR arrays, the delta and the liveness bits."""
         arrays = (self._offsets, self._post, self._delta, self._alive)
         return int(sum(a.nbytes for a in arrays))
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Every attribute, for the engine snapshot: the walk in array_state saves an array or
+        scalar added to this class later as well, and refuses any other type by name."""
+        from stream_processors.engine.array_state import plain_attributes
+
+        return plain_attributes(self, ())
+
+    @classmethod
+    def from_arrays(cls, state: dict[str, np.ndarray]) -> VisualWordIndex:
+        """The index ``to_arrays`` saved, as it was (CSR arrays, delta and statistics alike);
+        array_state.StateMismatch if another version of the class saved it."""
+        from stream_processors.engine.array_state import check_names, restore_plain
+
+        index = cls()
+        check_names(index, state, ())
+        restore_plain(index, state, ())
+        return index
