@@ -53,11 +53,15 @@ from stream_processors.engine.feature_store import (
     ROCKS_MAX_WRITE_BUFFERS,
     ROCKS_WRITE_BUFFER_BYTES,
     MappingFeatureStore,
-    RocksFeatureStore,
 )
 from stream_processors.engine.method import build_method
 from stream_processors.extraction import Rejection, extract_features, extract_probe
-from stream_processors.index_feed import follow_index_log
+from stream_processors.index_feed import (
+    REPLICA_SNAPSHOT_DIR,
+    follow_index_log,
+    load_base,
+    open_replica,
+)
 from stream_processors.memory_release import RELEASE_INTERVAL_S, release_free_memory
 from stream_processors.replica import IndexReplica
 from stream_processors.search_view import SearchRefused, install_search_view
@@ -66,9 +70,12 @@ log = logging.getLogger(__name__)
 
 STAGE_EXTRACT = "extract"
 STAGE_MATCH = "match"
+# How far (commit inputs) a worker's matches may run ahead of the commit before it waits, and
+# for how long at most: bench_decide's window, where a commit usually settles in ~1 ms.
+MATCH_AHEAD = 4
+MATCH_AHEAD_WAIT_S = 0.25
+MATCH_AHEAD_POLL_S = 0.002
 STAGE_DECIDE = "decide"
-# the replica's local features, in the worker's datadir (one RocksDB owner per directory)
-REPLICA_STORE_DIR = "replica-features"
 # faust's RocksDB defaults (2 GiB block cache, 3 x 64 MiB memtables a table) would let the
 # worker grow by gigabytes with the images it has seen; these bound it (see feature_store).
 # local-features is read for every candidate of a decision and holds the large records: it gets
@@ -188,7 +195,10 @@ def create_app(settings: Settings) -> faust.App:
         release_free_memory()
 
     decide_method = build_method(settings.engine_method, MappingFeatureStore(local_table))
-    decider = Decider(decide_method, posts_table, stored_table, refs_table)
+    decider = Decider(
+        decide_method, posts_table, stored_table, refs_table,
+        base=lambda: load_base(settings, datadir, local_table),
+    )
     decide_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit")
     # Held from a commit's begin to its end, and by a search while it evaluates: a search reads
     # the commit's engine on its thread, and must not see a decision half applied.
@@ -196,9 +206,8 @@ def create_app(settings: Settings) -> faust.App:
 
     # This worker's replica of the index, fed from picnix.index; its local features on disk
     # beside the worker's tables. One thread applies the log and evaluates matches, in turn.
-    replica = IndexReplica(
-        build_method(settings.engine_method, RocksFeatureStore(datadir / REPLICA_STORE_DIR))
-    )
+    replica_start = open_replica(settings, datadir)
+    replica = replica_start.replica
     replica_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="match")
     replica_ready = asyncio.Event()
 
@@ -212,12 +221,16 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.task
     async def feed_replica() -> None:
-        await follow_index_log(settings, replica, replica_executor, replica_ready)
+        await follow_index_log(
+            settings, replica_start, replica_executor, replica_ready,
+            datadir / REPLICA_SNAPSHOT_DIR,
+        )
 
     @app.agent(features)
     async def match(stream: faust.StreamT) -> None:
         loop = asyncio.get_running_loop()
         await replica_ready.wait()  # matching on a replica far behind would only be redone
+        sent = -1  # the matches-topic offset of this worker's latest match
         async for event in stream.events():
             ref = UploadRef(event.message.topic, event.message.partition, event.message.offset)
             try:
@@ -229,11 +242,13 @@ def create_app(settings: Settings) -> faust.App:
                 # lifecycle events keep their order behind their upload, as far as the commit
                 await matches.send(key=event.key, value=event.value)
                 continue
+            await _pace(replica, sent)
             result = await loop.run_in_executor(
                 replica_executor, replica.match, parsed, event.value
             )
             metrics.MATCH_SECONDS.observe(result.match_seconds)
-            await matches.send(key=event.key, value=result.to_record())
+            delivered = await (await matches.send(key=event.key, value=result.to_record()))
+            sent = delivered.offset
 
     @app.agent(matches)
     async def commit(stream: faust.StreamT) -> None:
@@ -292,6 +307,19 @@ def create_app(settings: Settings) -> faust.App:
 
     install_search_view(app, posts_table, settings.topic_matches, search)
     return app
+
+
+async def _pace(replica: IndexReplica, sent: int) -> None:
+    """Wait, a little, until the commit has come within MATCH_AHEAD of this worker's latest
+    match (the replica's position is the commit input offset of the latest index change): a
+    match made far ahead of the commit is settled against many changes, and evaluated again
+    at the commit more often, which slows the commit and lets matches run further ahead. The
+    wait is bounded, as commits that change nothing in the index move no position."""
+    waited = 0.0
+    while sent - replica.position > MATCH_AHEAD and waited < MATCH_AHEAD_WAIT_S:
+        await asyncio.sleep(MATCH_AHEAD_POLL_S)
+        waited += MATCH_AHEAD_POLL_S
+    metrics.MATCH_PACED_SECONDS.observe(waited)
 
 
 def _commit_input(record: bytes) -> MatchEvent | PostUpdateEvent | PostDeleteEvent:

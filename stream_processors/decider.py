@@ -22,7 +22,7 @@ the log, into exactly the decision an evaluation now would make (engine.delta).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,7 @@ from schemas.events import (
     parse_event,
 )
 from stream_processors.engine.decision import Decision, DecisionKind, Region, Settled
+from stream_processors.engine.delta import NO_POSITION
 from stream_processors.engine.method import DedupMethod
 
 REASON_UNKNOWN_POST = "unknown-post"
@@ -119,11 +120,15 @@ class Decider:
         posts: MutableMapping[str, bytes],
         stored: MutableMapping[str, bytes],
         refs: MutableMapping[str, int],
+        base: Callable[[], DedupMethod | None] | None = None,
     ) -> None:
+        """``base``: where a restore may start from instead of an empty engine (a snapshot of
+        the engine at some earlier position over the same store, or None when there is none)."""
         self._method = method
         self._posts = posts
         self._stored = stored
         self._refs = refs
+        self._base = base
         self._restored = False
 
     @property
@@ -132,9 +137,21 @@ class Decider:
         return self._method.position
 
     def restore(self) -> int:
-        """Re-apply every stored image and alias in decision order; returns how many."""
+        """Rebuild the engine from the tables: re-apply every stored image and alias in decision
+        order, or, from a base engine at position P, drop what it holds that the tables no longer
+        do and re-apply only the records after P. Returns how many records were re-applied."""
+        base = self._base() if self._base is not None else None
+        after = NO_POSITION
+        if base is not None:
+            self._method, after = base, base.position
+            gone = [e for e in base.entry_ids() if e not in self._stored]
+            for entry in gone:  # a deleted post's alias leaves before its image
+                base.remove_alias(entry, after)
+            for entry in gone:
+                base.remove(entry, after)
         records = sorted(
-            (StoredImageRecord.from_record(raw) for raw in self._stored.values()),
+            (r for raw in self._stored.values()
+             if (r := StoredImageRecord.from_record(raw)).seq > after),
             key=lambda r: r.seq,
         )
         for record in records:

@@ -49,6 +49,12 @@ MATCH_LAG = Histogram(
     "Index-log positions between a match's replica and the commit that settled it",
     buckets=LAG_BUCKETS,
 )
+PACING_BUCKETS = (0.0, 0.002, 0.01, 0.05, 0.1, 0.25)
+MATCH_PACED_SECONDS = Histogram(
+    "picnix_match_paced_seconds",
+    "Time a match waited for the commit to come within its window before evaluating",
+    buckets=PACING_BUCKETS,
+)
 REPLICA_RECORDS = Counter(
     "picnix_replica_records_total", "Index-log records this worker's replica applied"
 )

@@ -424,6 +424,9 @@ class DefaultMethod:
     def holds(self, entry_id: str) -> bool:
         return entry_id in self._images or entry_id in self._aliases
 
+    def entry_ids(self) -> list[str]:
+        return [*self._images, *self._aliases]
+
     def advance_to(self, position: int) -> None:
         self._advance(position)
         self._changes.forget_through(position)

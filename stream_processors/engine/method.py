@@ -69,6 +69,10 @@ class DedupMethod(Protocol):
         """Whether the entry (a stored image's or an alias's upload id) is in the state."""
         ...
 
+    def entry_ids(self) -> list[str]:
+        """Every entry in the state: stored images' and aliases' upload ids."""
+        ...
+
     def advance_to(self, position: int) -> None:
         """The index log moved on to ``position`` with changes this state already reflects (a
         restore re-applies the surviving entries, not the removals between them)."""

@@ -146,6 +146,9 @@ class SeedMethod:
     def holds(self, entry_id: str) -> bool:
         return entry_id in self._images
 
+    def entry_ids(self) -> list[str]:
+        return list(self._images)
+
     def advance_to(self, position: int) -> None:
         self._advance(position)
 

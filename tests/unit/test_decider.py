@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -22,8 +24,10 @@ from schemas.events import (
 )
 from stream_processors.decider import INDEX_POSITION_KEY, Decider, Emit, Pending, Refuse
 from stream_processors.engine.decode import decode_image
+from stream_processors.engine.default_method import DefaultMethod
 from stream_processors.engine.feature_store import MappingFeatureStore
 from stream_processors.engine.method import build_method
+from stream_processors.engine.snapshot import load_snapshot, save_snapshot
 from stream_processors.replica import IndexReplica
 
 
@@ -64,8 +68,11 @@ class Tables:
         return {k: v for k, v in self.refs.items() if k != INDEX_POSITION_KEY}
 
     def decider(self) -> Decider:
+        return self.decider_with(None)
+
+    def decider_with(self, base: Callable[[], DefaultMethod | None] | None) -> Decider:
         method = build_method("default", MappingFeatureStore(self.local))
-        return Decider(method, self.posts, self.stored, self.refs)
+        return Decider(method, self.posts, self.stored, self.refs, base)
 
     def copy(self) -> Tables:
         other = Tables()
@@ -291,3 +298,30 @@ def test_a_restored_decider_resumes_at_the_position_of_a_removal_after_its_last_
     # settling a match made at position -1 against a restored state at 5: evaluated again
     assert restarted.settle(pending, match).reevaluated
     assert restarted.search(_probe(_png(2))).match is None
+
+
+def test_a_restore_from_an_engine_snapshot_equals_the_full_restore(tmp_path: Path) -> None:
+    """The commit engine starts from a snapshot taken at some position, drops what was deleted
+    since and re-applies only the later records: then it decides as a full restore does."""
+    tables = Tables()
+    live = tables.decider()
+    features = [_feature(f"u{i}", _png(i % 4, size=96 + 8 * (i % 3)), i) for i in range(8)]
+    for i, feature in enumerate(features[:5]):
+        live.handle(feature, seq=i)
+    method = live._method  # the engine as a replica would hold it at this position
+    assert isinstance(method, DefaultMethod)
+    save_snapshot(method, method.position, tmp_path)
+    live.handle(features[5], seq=5)
+    live.handle(PostDeleteEvent(post_id="u1", deleted_at="t"), seq=6)  # after the snapshot
+    live.handle(features[6], seq=7)
+
+    def base() -> DefaultMethod | None:
+        loaded = load_snapshot(tmp_path, MappingFeatureStore(tables.local))
+        return None if loaded is None else loaded.method
+
+    from_snapshot = tables.copy().decider_with(base)
+    full = tables.copy().decider()
+    probe = features[7]
+    assert from_snapshot.handle(probe, seq=8) == full.handle(probe, seq=8)
+    for i in range(4):
+        assert from_snapshot.search(_probe(_png(i))) == full.search(_probe(_png(i)))
