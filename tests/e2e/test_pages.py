@@ -210,6 +210,7 @@ def test_cropped_copy_by_another_author_is_a_duplicate_with_an_alert(
     assert "duplicate-reference" in text and "alice's post" in text
     assert "possible IP theft" in text and "bob posted alice's image" in text
     assert "keypoints matched" in text
+    assert re.search(r"Accepted by [a-z-]+", text), text
     assert re.search(r"It shows x 10.90 %, y 10.90 % of the original", text), text
     _shot(page, "upload-result")
 

@@ -47,6 +47,11 @@ function describe(post, detail) {
     if (ev) {
       const dist = ev.distance === null ? "" : ` (distance ${ev.distance.toPrecision(3)})`;
       facts.append(el("p", `Evidence: ${methods[ev.method] || ev.method}${dist}`));
+      if (ev.reason) {
+        const p = el("p", "Accepted by ");
+        p.append(el("code", ev.reason));
+        facts.append(p);
+      }
       if (ev.region) {
         const pct = (v) => Math.round(v * 100);
         facts.append(el("p", `It shows x ${pct(ev.region.x0)}–${pct(ev.region.x1)} %, ` +
