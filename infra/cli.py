@@ -80,7 +80,7 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     items = discover(Path(args.path), args.author)
     if args.limit:
         items = items[: args.limit]
-    _serve_metrics(settings.metrics_port_replay, required=False)
+    _serve_metrics(settings, settings.metrics_port_replay, required=False)
     summary = asyncio.run(replay(settings, items, rate=args.rate))
     print(summary.render())
     drain = args.wait or args.report
@@ -152,12 +152,12 @@ def _cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _serve_metrics(port: int, required: bool = True) -> None:
+def _serve_metrics(settings: Settings, port: int, required: bool = True) -> None:
     """Expose this process's metrics; a replay may run beside another and then goes without."""
     from prometheus_client import start_http_server
 
     try:
-        start_http_server(port, addr="127.0.0.1")
+        start_http_server(port, addr=settings.metrics_host)
     except OSError as exc:
         if required:
             raise
@@ -171,8 +171,9 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from infra.worker_state import ensure_worker_state
     from stream_processors.app import create_app
 
-    settings = dataclasses.replace(settings, worker_index=args.index)
-    _serve_metrics(settings.worker_metrics_port)
+    if args.index is not None:
+        settings = dataclasses.replace(settings, worker_index=args.index)
+    _serve_metrics(settings, settings.worker_metrics_port)
     set_ready(False)
     ensure_worker_state(settings)  # state ahead of its log is dropped, not a crash in recovery
     app = create_app(dataclasses.replace(settings, faust_web_port=settings.worker_web_port))
@@ -196,10 +197,10 @@ def _cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
     from sinks.pg_sink import PostgresSink
 
     if args.kind == "postgres":
-        _serve_metrics(settings.metrics_port_pg_sink)
+        _serve_metrics(settings, settings.metrics_port_pg_sink)
         runner: Callable[[asyncio.Event], object] = PostgresSink(settings).run
     else:
-        _serve_metrics(settings.metrics_port_blob_sink)
+        _serve_metrics(settings, settings.metrics_port_blob_sink)
         runner = BlobSink(settings).run
 
     async def main() -> None:
@@ -311,9 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--role", choices=["platform", "operator"], default="platform")
     p.set_defaults(func=_cmd_keys)
 
-    p = sub.add_parser("worker", help="run the Faust worker (extract + decide)")
+    p = sub.add_parser("worker", help="run the Faust worker (extract, match, commit)")
     p.add_argument("--loglevel", default="info")
-    p.add_argument("--index", type=int, default=0, help="which of the W workers (datadir, ports)")
+    p.add_argument(
+        "--index", type=int, default=None,
+        help="which of the W workers (datadir, ports); default PICNIX_WORKER_INDEX",
+    )
     p.set_defaults(func=_cmd_worker)
 
     p = sub.add_parser("sink", help="run a sink")

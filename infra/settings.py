@@ -40,6 +40,8 @@ class Settings:
     # possible-IP-theft alerts as CloudEvents, for a platform's own consumer (schemas/cloudevents)
     topic_alerts: str = "picnix.alerts"
     uploads_partitions: int = 4
+    # replicas of every PicNix and Faust topic: 1 on the local one-broker stack, 3 on a cluster
+    topic_replication: int = 1
     # match runs on as many workers as picnix.features has partitions (machines x cores)
     features_partitions: int = 4
     max_image_bytes: int = 10 * 1024 * 1024
@@ -58,6 +60,9 @@ class Settings:
     s3_secure: bool = False
     # Prometheus and component metrics ports
     prometheus_port: int = 19090
+    prometheus_host: str = "127.0.0.1"
+    # where every component's metrics endpoint listens: 0.0.0.0 for a Prometheus on another host
+    metrics_host: str = "127.0.0.1"
     metrics_port_worker: int = 19101
     metrics_port_pg_sink: int = 19102
     metrics_port_blob_sink: int = 19103
@@ -156,7 +161,7 @@ class Settings:
 
     @property
     def prometheus_url(self) -> str:
-        return f"http://127.0.0.1:{self.prometheus_port}"
+        return f"http://{self.prometheus_host}:{self.prometheus_port}"
 
     @property
     def cache_dir(self) -> Path:

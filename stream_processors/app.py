@@ -107,7 +107,7 @@ def create_app(settings: Settings) -> faust.App:
         datadir=str(datadir),
         processing_guarantee="at_least_once",
         topic_partitions=1,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.topic_replication,
         producer_max_request_size=settings.max_record_bytes,
         consumer_max_fetch_size=settings.max_record_bytes,
         producer_acks=-1,

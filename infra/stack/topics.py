@@ -86,7 +86,11 @@ async def _ensure_topics(settings: Settings, specs: list[TopicSpec], timeout: fl
         created: list[str] = []
         if missing:
             response = await admin.create_topics(
-                [NewTopic(s.name, s.partitions, 1, topic_configs=dict(s.configs)) for s in missing],
+                [
+                    NewTopic(s.name, s.partitions, settings.topic_replication,
+                             topic_configs=dict(s.configs))
+                    for s in missing
+                ],
                 timeout_ms=int(timeout * 1000),
             )
             for name, code, message in _topic_errors(response):

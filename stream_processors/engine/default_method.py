@@ -57,7 +57,11 @@ from stream_processors.engine.delta import (
     epoch_start,
     settles_unchanged,
 )
-from stream_processors.engine.feature_store import FeatureStore, MappingFeatureStore
+from stream_processors.engine.feature_store import (
+    FeatureRecordMissing,
+    FeatureStore,
+    MappingFeatureStore,
+)
 from stream_processors.engine.hamming_index import HammingIndex
 from stream_processors.engine.local_features import (
     Keypoints,
@@ -828,7 +832,12 @@ class DefaultMethod:
         seq = self._advance(seq)
         self._changes.append(IndexChange(seq, self._entry_id(key), None, cluster_id))
         code = self._code_of(key)
-        self._words.remove(key, record_keypoints(self._record(key)).descriptors)
+        try:
+            self._words.remove(key, record_keypoints(self._record(key)).descriptors)
+        except FeatureRecordMissing:
+            # a removal applied again after a restart from a snapshot older than it: the
+            # record went with the first application
+            self._words.remove_key(key)
         self._store.delete(self._entry_id(key))
         self._hashes.remove(key)
         self._coarse.remove(key)

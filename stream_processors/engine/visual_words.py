@@ -248,6 +248,24 @@ class VisualWordIndex:
         else:
             self._n_dead_postings += int(words.size)
 
+    def remove_key(self, key: int) -> None:
+        """``remove`` without the image's words (its record is gone): the same liveness and
+        counts, the compacted postings' number taken as a full image's (WORDS_PER_IMAGE words
+        in each table), which only steers when the arrays are rebuilt."""
+        if key >= len(self._alive) or not self._alive[key]:
+            return
+        self._alive[key] = False
+        self._n_images -= 1
+        in_delta = (self._delta & _DELTA_KEY_MASK) == key
+        if in_delta.any():
+            self._n_postings -= int(in_delta.sum())
+            self._delta = self._delta[~in_delta]
+            self._delta_images -= 1
+        else:
+            posted = WORDS_PER_IMAGE * WORD_TABLES
+            self._n_postings -= posted
+            self._n_dead_postings += posted
+
     # ----------------------------------------------------------------- CSR internals
     def _all_postings(self) -> tuple[np.ndarray, np.ndarray]:
         """(words, keys) of every CSR posting (dead ones included)."""
