@@ -1,9 +1,9 @@
 """Faults in the middle of a replay: the final state equals a clean run's, nothing lost or doubled.
 
-Each run gets a namespace of its own whose upload topic has one partition, and the replay sends
-one upload at a time, so the order in which ``decide`` sees uploads is the file order in every
-run, and the clean and faulty final states can be compared row for row (ids, references,
-clusters, objects), not only counted.
+Each run gets a namespace of its own whose upload and features topics have one partition, and
+the replay sends one upload at a time, so the order in which the commit sees uploads is the file
+order in every run, and the clean and faulty final states can be compared row for row (ids,
+references, clusters, objects), not only counted.
 """
 
 from __future__ import annotations
@@ -84,7 +84,11 @@ def _run(
     base: Settings, dataset: SampleDataset, fault: Callable[[Settings], None] | None
 ) -> Run:
     """Replay the sample into a fresh namespace, break something midway, drain, snapshot."""
-    with fresh_namespace(dataclasses.replace(base, uploads_partitions=1)) as settings:
+    # one partition for uploads and features: match then sees them, and the commit decides
+    # them, in file order even after a fault left a backlog (with several features partitions
+    # a backlog is matched in any interleaving, a different but equally exact order)
+    one = dataclasses.replace(base, uploads_partitions=1, features_partitions=1)
+    with fresh_namespace(one) as settings:
         pipeline_up(settings)
         try:
             items = discover(dataset.root)
