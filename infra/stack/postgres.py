@@ -179,6 +179,20 @@ class Postgres(Service):
             return False, f"cannot log in as {self.settings.pg_user}: {exc}".strip()
         return True, f"PostgreSQL {version[0] if version else '?'}, db {self.settings.pg_database}"
 
+    def _may_end_backends(self) -> bool:
+        """Whether the app role is in pg_signal_backend (granted by provisioning since it was
+        found missing: a stack provisioned before then gets it on its next ``stack up``)."""
+        import psycopg
+
+        try:
+            with psycopg.connect(self.settings.pg_dsn, connect_timeout=3) as conn:
+                row = conn.execute(
+                    "SELECT pg_has_role(current_user, 'pg_signal_backend', 'MEMBER')"
+                ).fetchone()
+        except psycopg.Error:
+            return False
+        return bool(row and row[0])
+
     def wait_healthy(self, timeout: float) -> None:
         wait_until(
             self.name, self._server_ready, timeout=timeout, log=self.log, alive=self.is_running
@@ -189,7 +203,7 @@ class Postgres(Service):
         import psycopg
 
         s = self.settings
-        if self.health()[0]:
+        if self.health()[0] and self._may_end_backends():
             return "role and database present"
         done = []
         try:
@@ -211,6 +225,10 @@ class Postgres(Service):
                 conn.execute(f"{verb} ROLE {role} LOGIN PASSWORD '{password}'")
                 if not exists:
                     done.append(f"created role {s.pg_user}")
+                # DROP DATABASE ... WITH (FORCE) (a namespace dropped after a test session) must
+                # end every backend on that database, an autovacuum worker's too: only members of
+                # pg_signal_backend may, and without it the drop fails at random.
+                conn.execute(f"GRANT pg_signal_backend TO {role}")
                 has_db = conn.execute(
                     "SELECT 1 FROM pg_database WHERE datname = %s", (s.pg_database,)
                 ).fetchone()
