@@ -74,6 +74,18 @@ class DecisionInfo:
     via: str | None = None  # the alias a duplicate matched through (engine.decision.Decision.via)
 
 
+@dataclass(frozen=True)
+class CheckInfo:
+    """One verification a match ran (see engine.checks): of stored entry ``entry_id`` by
+    ``check``; ``reason`` the rule that accepted the pair (None: refused) and ``region`` where
+    the upload lies in the entry's picture."""
+
+    entry_id: str
+    check: str
+    reason: str | None
+    region: RegionInfo | None = None
+
+
 class Event:
     """Base of all events: the payload field (if any) travels as raw bytes after the header."""
 
@@ -90,6 +102,11 @@ class Event:
                 payload = value
             elif dataclasses.is_dataclass(value) and not isinstance(value, type):
                 header[f.name] = dataclasses.asdict(value)
+            elif isinstance(value, tuple):
+                header[f.name] = [
+                    dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v  # type: ignore[arg-type]
+                    for v in value
+                ]
             else:
                 header[f.name] = value
         return pack(header, payload)
@@ -148,6 +165,13 @@ def _check(where: str, expected: Any, value: Any) -> Any:
             except SchemaError as exc:
                 errors.append(exc.detail)
         raise SchemaError("wrong-type", f"{where}: {value!r} matches none of {expected}")
+    if origin is tuple:
+        item, *rest = typing.get_args(expected)
+        if rest != [Ellipsis]:
+            raise TypeError(f"schema type {expected!r} of {where}: only tuple[X, ...] is supported")
+        if not isinstance(value, list):
+            raise SchemaError("wrong-type", f"{where} must be an array")
+        return tuple(_check(f"{where}[{i}]", item, v) for i, v in enumerate(value))
     if expected is type(None):
         if value is None:
             return None
@@ -330,6 +354,7 @@ class MatchEvent(Event):
     position: int
     match_seconds: float
     feature: bytes
+    checks: tuple[CheckInfo, ...] = ()  # what the evaluation verified, refusals too
 
 
 @dataclass(frozen=True)

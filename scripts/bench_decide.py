@@ -42,7 +42,8 @@ What is measured, and why this way:
 * ``match_ms_p50``, ``commit_ms_p50``, ``commit_ms_p99``: the same queries through the split
   decide (``commit_pass``): the match is ``evaluate`` on the index as it is, the commit
   ``settle`` (the changes since the match, engine.delta) plus ``apply``, with COMMIT_WINDOW
-  uploads in flight; ``commit_reevaluated`` counts the commits that had to evaluate again.
+  uploads in flight; ``commit_reevaluated`` counts the commits that had to evaluate again, and
+  ``commit_checks_run`` the verifications those ran that their matches had not (engine.checks).
 * ``index_points`` times the global-hash stage alone on ``HammingIndex`` bulk-loaded
   (``add_many``): the QUERY_VARIANTS radius searches with the default method's shortlist radius and
   limit, plus the nearest-cluster-center search; ``bytes_per_image`` is both indexes' bytes / N.
@@ -66,6 +67,7 @@ from typing import Any
 
 import numpy as np
 
+from stream_processors.engine.checks import CheckMemo
 from stream_processors.engine.hamming_index import HammingIndex
 
 # the dev set beside the checkout (``../shared`` from the project root)
@@ -333,6 +335,7 @@ def _bench_default(
                 "commit_ms_p50": _percentiles(split.commit_ms)[0],
                 "commit_ms_p99": _percentiles(split.commit_ms)[1],
                 "commit_reevaluated": split.reevaluated,
+                "commit_checks_run": split.checks_run,
                 "decide_ms_mean": round(float(np.mean(times)), 4),
                 "new_image_ms_p50": _percentiles(new_image)[0] if new_image else None,
                 "bytes_per_image": round(
@@ -356,6 +359,7 @@ class SplitTimes:
     match_ms: list[float]
     commit_ms: list[float]
     reevaluated: int
+    checks_run: int  # verifications the commits ran that their matches had not
 
 
 def commit_pass(
@@ -371,27 +375,30 @@ def commit_pass(
     match_ms: list[float] = []
     commit_ms: list[float] = []
     reevaluated = 0
-    in_flight: list[tuple[str, Any, Any, int]] = []
+    checks_run = 0
+    in_flight: list[tuple[str, Any, Any, int, CheckMemo]] = []
     committed: list[tuple[str, Any]] = []
 
     def commit_one() -> None:
-        nonlocal reevaluated
-        upload_id, sig, matched, position = in_flight.pop(0)
+        nonlocal reevaluated, checks_run
+        upload_id, sig, matched, position, checks = in_flight.pop(0)
         t = time.perf_counter()
-        settled = method.settle(upload_id, sig, matched, position)
+        settled = method.settle(upload_id, sig, matched, position, checks)
         if method.apply(settled.decision, sig):
             committed.append((upload_id, settled.decision))
         commit_ms.append((time.perf_counter() - t) * 1e3)
         reevaluated += settled.reevaluated
+        checks_run += settled.checks_run
 
     for j in rng.permutation(len(queries)).tolist():
         sig = queries[j]
         upload_id = f"{prefix}-{j}"
         position = method.position
         t = time.perf_counter()
-        matched = method.evaluate(upload_id, sig)
+        checks = CheckMemo()
+        matched = method.evaluate(upload_id, sig, checks)
         match_ms.append((time.perf_counter() - t) * 1e3)
-        in_flight.append((upload_id, sig, matched, position))
+        in_flight.append((upload_id, sig, matched, position, checks))
         if len(in_flight) >= COMMIT_WINDOW:
             commit_one()
     while in_flight:
@@ -401,7 +408,7 @@ def commit_pass(
             method.remove_alias(upload_id)
         else:
             method.remove(upload_id)
-    return SplitTimes(match_ms, commit_ms, reevaluated)
+    return SplitTimes(match_ms, commit_ms, reevaluated, checks_run)
 
 
 # ----------------------------------------------------------------------------- main

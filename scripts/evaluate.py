@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from stream_processors.engine.checks import CheckMemo
 from stream_processors.engine.decision import Decision, DecisionKind
 from stream_processors.engine.decode import ImageRejected, decode_image
 from stream_processors.engine.method import METHOD_NAMES, build_method
@@ -131,19 +132,21 @@ def run(rows: list[Row], method_name: str, seed: int, in_flight: int = 1) -> dic
     t_start = time.perf_counter()
     commit_ms: list[float] = []
     reevaluated = 0
+    checks_run = 0
     # uploads matched (evaluated on the index as it was) and not yet committed: the split
     # decide's window; each commit settles its match against what the ones before it changed
-    pending: deque[tuple[Row, Any, Decision, int, float]] = deque()
+    pending: deque[tuple[Row, Any, Decision, int, CheckMemo, float]] = deque()
 
     def commit_oldest() -> None:
-        nonlocal tp, fp, true_dups, distractor_fp, reevaluated
-        row, sig, matched, position, match_ms = pending.popleft()
+        nonlocal tp, fp, true_dups, distractor_fp, reevaluated, checks_run
+        row, sig, matched, position, checks, match_ms = pending.popleft()
         t = time.perf_counter()
-        settled = method.settle(row.upload_id, sig, matched, position)
+        settled = method.settle(row.upload_id, sig, matched, position, checks)
         method.apply(settled.decision, sig)
         commit_ms.append(1e3 * (time.perf_counter() - t))
         decide_ms.append(match_ms + commit_ms[-1])
         reevaluated += settled.reevaluated
+        checks_run += settled.checks_run
         decision = settled.decision
         kinds[str(decision.kind)] += 1
         is_true = row.group_id in seen_groups
@@ -191,11 +194,12 @@ def run(rows: list[Row], method_name: str, seed: int, in_flight: int = 1) -> dic
         sig = method.extract(image)
         t2 = time.perf_counter()
         position = method.position
-        matched: Decision = method.evaluate(row.upload_id, sig)
+        checks = CheckMemo()
+        matched: Decision = method.evaluate(row.upload_id, sig, checks)
         t3 = time.perf_counter()
         decode_ms.append(1e3 * (t1 - t0))
         extract_ms.append(1e3 * (t2 - t1))
-        pending.append((row, sig, matched, position, 1e3 * (t3 - t2)))
+        pending.append((row, sig, matched, position, checks, 1e3 * (t3 - t2)))
         if len(pending) >= in_flight:
             commit_oldest()
     while pending:
@@ -234,6 +238,7 @@ def run(rows: list[Row], method_name: str, seed: int, in_flight: int = 1) -> dic
         "commit_ms_p50": round(_pct(commit_ms, 50), 3),
         "commit_ms_p99": round(_pct(commit_ms, 99), 3),
         "commit_reevaluated": reevaluated,
+        "commit_checks_run": checks_run,
         "rejected": rejected,
         "false_positive_examples": errors[:20],
     }
@@ -260,7 +265,8 @@ def _print_text(res: dict[str, Any]) -> None:
     )
     print(
         f"in flight {res['in_flight']}: commit ms p50 {res['commit_ms_p50']} p99 "
-        f"{res['commit_ms_p99']}, evaluated again {res['commit_reevaluated']}"
+        f"{res['commit_ms_p99']}, evaluated again {res['commit_reevaluated']} "
+        f"(running {res['commit_checks_run']} verifications their matches had not)"
     )
 
 

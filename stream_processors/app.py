@@ -46,7 +46,7 @@ from schemas.upload_records import MS_PER_S, parse_upload_record
 from stream_processors import metrics
 from stream_processors.dead_letters import dead_letter
 from stream_processors.decider import Decider, Emit, Pending, Refuse, SearchResult
-from stream_processors.engine.decision import DecisionKind
+from stream_processors.engine.decision import DecisionKind, Settled
 from stream_processors.engine.decode import DecodeLimits
 from stream_processors.engine.feature_store import (
     ROCKS_BLOCK_CACHE_BYTES,
@@ -274,7 +274,7 @@ def create_app(settings: Settings) -> faust.App:
                     settled = await loop.run_in_executor(
                         decide_executor, decider.settle, step, parsed
                     )
-                    _count_settled(parsed, settled.reevaluated, decider.position)
+                    _count_settled(parsed, settled, decider.position)
                     outcome: Emit | Refuse = decider.commit(step, settled.decision)
                 else:
                     outcome = step
@@ -329,9 +329,10 @@ def _commit_input(record: bytes) -> MatchEvent | PostUpdateEvent | PostDeleteEve
     return parsed
 
 
-def _count_settled(match: MatchEvent, reevaluated: bool, position: int) -> None:
-    if reevaluated:
+def _count_settled(match: MatchEvent, settled: Settled, position: int) -> None:
+    if settled.reevaluated:
         metrics.REEVALUATED.inc()
+        metrics.COMMIT_CHECKS.inc(settled.checks_run)
     metrics.MATCH_LAG.observe(max(0, position - match.position))
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from schemas.events import (
     DECISION_TOPIC_EVENTS,
+    CheckInfo,
     DecisionEvent,
     DecisionInfo,
     Event,
@@ -43,6 +44,7 @@ from schemas.events import (
     StoredImageRecord,
     parse_event,
 )
+from stream_processors.engine.checks import CheckKey, CheckMemo, Verified
 from stream_processors.engine.decision import Decision, DecisionKind, Region, Settled
 from stream_processors.engine.delta import NO_POSITION
 from stream_processors.engine.method import DedupMethod
@@ -206,7 +208,8 @@ class Decider:
             raise ValueError(f"upload {match.upload_id} was not matched: nothing to settle")
         matched = decision_from_info(match.upload_id, match.decision)
         return self._method.settle(
-            pending.feature.upload_id, pending.signature, matched, match.position
+            pending.feature.upload_id, pending.signature, matched, match.position,
+            checks_from_info(match.checks),
         )
 
     def search(self, signature: Any) -> SearchResult:
@@ -369,6 +372,32 @@ def decision_to_info(decision: Decision) -> DecisionInfo:
         ),
         reason=decision.reason,
         via=decision.via,
+    )
+
+
+def checks_to_info(checks: CheckMemo) -> tuple[CheckInfo, ...]:
+    return tuple(
+        CheckInfo(
+            key.entry_id,
+            key.check,
+            None if outcome is None else outcome.reason,
+            None if outcome is None or outcome.region is None
+            else RegionInfo(**dataclasses.asdict(outcome.region)),
+        )
+        for key, outcome in checks.outcomes()
+    )
+
+
+def checks_from_info(infos: tuple[CheckInfo, ...]) -> CheckMemo:
+    return CheckMemo(
+        (
+            CheckKey(info.entry_id, info.check),
+            None if info.reason is None else Verified(
+                info.reason,
+                None if info.region is None else Region(**dataclasses.asdict(info.region)),
+            ),
+        )
+        for info in infos
     )
 
 

@@ -42,6 +42,10 @@ REEVALUATED = Counter(
     "picnix_commit_reevaluated_total",
     "Matches the commit evaluated again: a change since the match could have altered it",
 )
+COMMIT_CHECKS = Counter(
+    "picnix_commit_checks_total",
+    "Verifications the commit ran itself in evaluating again: those its match had not run",
+)
 # How far behind the commit a match's replica was, in index changes: 0 in step, a few in flight
 LAG_BUCKETS = (0, 1, 2, 4, 8, 16, 64, 256, 1024, 4096)
 MATCH_LAG = Histogram(

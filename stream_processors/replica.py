@@ -23,7 +23,8 @@ from schemas.events import (
     MatchEvent,
     parse_event,
 )
-from stream_processors.decider import decision_from_info, decision_to_info
+from stream_processors.decider import checks_to_info, decision_from_info, decision_to_info
+from stream_processors.engine.checks import CheckMemo
 from stream_processors.engine.method import DedupMethod
 
 
@@ -73,8 +74,10 @@ class IndexReplica:
                 match_seconds=0.0, feature=record,
             )
         signature = self._method.signature_from_bytes(feature.signature)
-        decision = self._method.evaluate(feature.upload_id, signature)
+        checks = CheckMemo()
+        decision = self._method.evaluate(feature.upload_id, signature, checks)
         return MatchEvent(
             upload_id=feature.upload_id, decision=decision_to_info(decision), position=position,
             match_seconds=time.perf_counter() - started, feature=record,
+            checks=checks_to_info(checks),
         )

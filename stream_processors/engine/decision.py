@@ -72,7 +72,9 @@ class Decision:
 @dataclass(frozen=True)
 class Settled:
     """The decision a commit makes of a match evaluated on an earlier state of the index, and
-    whether it had to evaluate the upload again (a change since could have altered it)."""
+    whether it had to evaluate the upload again (a change since could have altered it), and how
+    many verifications that evaluation ran that the match had not (engine.checks)."""
 
     decision: Decision
     reevaluated: bool
+    checks_run: int = 0

@@ -45,6 +45,7 @@ from functools import partial
 import cv2
 import numpy as np
 
+from stream_processors.engine.checks import Check, CheckKey, CheckMemo, Verified
 from stream_processors.engine.clusters import ClusterIndex, NearestCluster
 from stream_processors.engine.decision import Decision, DecisionKind, Region, Settled
 from stream_processors.engine.delta import (
@@ -128,20 +129,19 @@ REASON_IDENTICAL_BYTES = "identical-bytes"
 REASON_QUICK_CLEAN_COPY = "quick-clean-copy"
 
 
-@dataclass(frozen=True)
-class Verified:
-    """A check that passed: the rule that accepted the pair (recorded as the decision's reason)
-    and, for a check that aligned the two by keypoints, where the upload lies in the stored
-    picture (None: the check compared whole pictures)."""
-
-    reason: str
-    region: Region | None = None
-
-
 QUICK_CLEAN = Verified(REASON_QUICK_CLEAN_COPY)
 IDENTICAL_BYTES = Verified(REASON_IDENTICAL_BYTES)
-# One candidate's verification, run lazily: a Verified when the candidate is a copy, else None.
-Check = Callable[[], Verified | None]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One verification an evaluation may run: of the entry under ``key``, giving evidence
+    ``how``; ``params`` tells this check from another of the same entry (engine.checks)."""
+
+    key: int
+    how: str
+    params: str
+    check: Check
 
 
 @dataclass(frozen=True)
@@ -345,21 +345,24 @@ def _sha_code(sha256: bytes) -> np.ndarray:
 
 
 def _earliest_passing(
-    checks: list[tuple[int, str, Check]], image_key: Callable[[int], int]
+    candidates: list[Candidate],
+    image_key: Callable[[int], int],
+    run: Callable[[Candidate], Verified | None],
 ) -> tuple[int, str, Verified] | None:
     """Run checks in order until one passes, then only those of candidates whose image was
     stored earlier (``image_key``: an alias ranks as the image it shows), so the earliest stored
     image that verifies is the reference."""
     best: tuple[int, int, str, Verified] | None = None  # (image key, key, how, evidence)
     tried: set[tuple[int, str]] = set()
-    for key, how, check in checks:
+    for candidate in candidates:
+        key, how = candidate.key, candidate.how
         rank = image_key(key)
         if best is not None and rank >= best[0]:
             continue
         if (key, how) in tried:
             continue
         tried.add((key, how))
-        verified = check()
+        verified = run(candidate)
         if verified is not None:
             best = (rank, key, how, verified)
     return None if best is None else (best[1], best[2], best[3])
@@ -436,7 +439,10 @@ class DefaultMethod:
         self._changes.forget_through(position)
 
     # ------------------------------------------------------------------ decide
-    def evaluate(self, upload_id: str, sig: DefaultSignature) -> Decision:
+    def evaluate(
+        self, upload_id: str, sig: DefaultSignature, checks: CheckMemo | None = None
+    ) -> Decision:
+        run = partial(self._run, checks)
         exact = self._sha.find(_sha_code(sig.sha256))
         if exact:
             image_id = self._id_of_key[exact[0]]
@@ -444,22 +450,25 @@ class DefaultMethod:
             return self._duplicate(
                 upload_id, image_id, 0.0, Evidence.SHA256, exact[0], IDENTICAL_BYTES
             )
-        quick = self._quick_duplicate(upload_id, sig)
+        quick = self._quick_duplicate(upload_id, sig, run)
         if quick is not None:
             return quick
         hash_hits = self._hash_candidates(sig)
         by_hash = sorted(hash_hits, key=lambda k: (hash_hits[k][0], k))
-        fast: list[tuple[int, str, Check]] = [
-            (k, Evidence.HASH_PIXELS, partial(self._fast_check, sig, k, hash_hits[k][1]))
+        fast = [
+            Candidate(
+                k, Evidence.HASH_PIXELS, f"v{hash_hits[k][1]}",
+                partial(self._fast_check, sig, k, hash_hits[k][1]),
+            )
             for k in by_hash
             if hash_hits[k][0] <= SHORTLIST.fast_max_distance
         ]
         # most copies end at a hash neighbour's pixel check; only the others pay for the
         # visual-word query (the stage that grows most with the number stored) and keypoints
-        found = _earliest_passing(fast, self._image_key)
+        found = _earliest_passing(fast, self._image_key, run)
         if found is None:
-            checks = self._keypoint_checks(sig, hash_hits, by_hash)
-            found = _earliest_passing(checks, self._image_key)
+            candidates = self._keypoint_checks(sig, hash_hits, by_hash)
+            found = _earliest_passing(candidates, self._image_key, run)
         if found is not None:
             key, how, verified = found
             dist = hash_hits[key][0] if key in hash_hits else self._code_distance(sig, key)
@@ -467,6 +476,13 @@ class DefaultMethod:
             assert image_id is not None
             return self._duplicate(upload_id, image_id, dist, how, key, verified)
         return self._cluster_rule(upload_id, sig)
+
+    def _run(self, checks: CheckMemo | None, candidate: Candidate) -> Verified | None:
+        """A candidate's check, or its outcome from ``checks`` when it ran before."""
+        if checks is None:
+            return candidate.check()
+        how = f"{candidate.how} {candidate.params}"
+        return checks.run(CheckKey(self._entry_id(candidate.key), how), candidate.check)
 
     def _cluster_rule(self, upload_id: str, sig: DefaultSignature) -> Decision:
         """The seed's rule for an upload that copies nothing: a new cluster when no center is
@@ -511,13 +527,18 @@ class DefaultMethod:
         return self._position
 
     def settle(
-        self, upload_id: str, sig: DefaultSignature, matched: Decision, position: int
+        self,
+        upload_id: str,
+        sig: DefaultSignature,
+        matched: Decision,
+        position: int,
+        checks: CheckMemo | None = None,
     ) -> Settled:
         """The decision now for an upload that ``matched`` was evaluated for at ``position``
         (an earlier state of this index, on any replica): the match stands unless a change
         since could alter it (engine.delta), and a non-duplicate gets the cluster rule against
         the clusters as they are now. Exactly ``evaluate`` now, at the cost of a few hash
-        comparisons in the common case."""
+        comparisons in the common case; an evaluation again reuses the match's ``checks``."""
         if position > self._position:
             raise ValueError(
                 f"upload {upload_id} was matched at position {position}, after this index's "
@@ -533,7 +554,10 @@ class DefaultMethod:
         )
         words_matter = matched.method in WORD_STAGE_EVIDENCE
         if not settles_unchanged(probe, self._changes, position, self._position, words_matter):
-            return Settled(self.evaluate(upload_id, sig), reevaluated=True)
+            memo = CheckMemo() if checks is None else checks
+            before = memo.ran
+            decision = self.evaluate(upload_id, sig, memo)
+            return Settled(decision, reevaluated=True, checks_run=memo.ran - before)
         if matched.is_duplicate:
             return Settled(matched, reevaluated=False)
         return Settled(
@@ -546,7 +570,12 @@ class DefaultMethod:
         start = epoch_start(self._position)
         return int(np.searchsorted(self._seqs[: self._next_key], start, side="right"))
 
-    def _quick_duplicate(self, upload_id: str, sig: DefaultSignature) -> Decision | None:
+    def _quick_duplicate(
+        self,
+        upload_id: str,
+        sig: DefaultSignature,
+        run: Callable[[Candidate], Verified | None],
+    ) -> Decision | None:
         """The quick stage: hash neighbours within QUICK_HASH_RADIUS, upright view first, each
         given the quick clean-copy check; the mirrored view is searched only when the upright
         one found no copy."""
@@ -554,11 +583,14 @@ class DefaultMethod:
             hits = self._hashes.search(sig.hashes[variant], QUICK_HASH_RADIUS, SHORTLIST.hash_limit)
             if not hits:
                 continue
-            checks: list[tuple[int, str, Check]] = [
-                (key, Evidence.HASH_QUICK, partial(self._quick_check, sig, key, variant))
+            candidates = [
+                Candidate(
+                    key, Evidence.HASH_QUICK, f"v{variant}",
+                    partial(self._quick_check, sig, key, variant),
+                )
                 for key, _ in hits
             ]
-            found = _earliest_passing(checks, self._image_key)
+            found = _earliest_passing(candidates, self._image_key, run)
             if found is not None:
                 key = found[0]
                 image_id = self._id_of_key[key]
@@ -576,7 +608,7 @@ class DefaultMethod:
 
     def _keypoint_checks(
         self, sig: DefaultSignature, hash_hits: dict[int, tuple[int, int]], by_hash: list[int]
-    ) -> list[tuple[int, str, Check]]:
+    ) -> list[Candidate]:
         """Keypoint verifications of the strongest few candidates: close hashes, then the best
         visual-word scores, then the other hash neighbours (``by_hash``: nearest first)."""
         # which views (upright / mirrored) have evidence for each candidate: a hash variant's
@@ -600,14 +632,17 @@ class DefaultMethod:
         for key in close + by_words + by_hash:
             if key not in ranked:
                 ranked.append(key)
-        return [
-            (
-                k,
-                Evidence.KEYPOINTS,
-                partial(self._keypoint_check, sig, k, tuple(views[k]), rank >= PRESCREEN_FROM_RANK),
+        candidates = []
+        for rank, k in enumerate(ranked[: SHORTLIST.max_verified]):
+            key_views, screen = tuple(views[k]), rank >= PRESCREEN_FROM_RANK
+            params = "views " + "".join("m" if m else "u" for m in key_views)
+            candidates.append(
+                Candidate(
+                    k, Evidence.KEYPOINTS, params + (" screened" if screen else ""),
+                    partial(self._keypoint_check, sig, k, key_views, screen),
+                )
             )
-            for rank, k in enumerate(ranked[: SHORTLIST.max_verified])
-        ]
+        return candidates
 
     def shortlist_ms(self, sig: DefaultSignature) -> dict[str, float]:
         """Milliseconds of the index work of one decision, by stage (no verification): the part

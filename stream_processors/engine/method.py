@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from stream_processors.engine.checks import CheckMemo
 from stream_processors.engine.decision import Decision, Settled
 from stream_processors.engine.feature_store import FeatureStore
 
@@ -78,8 +79,9 @@ class DedupMethod(Protocol):
         restore re-applies the surviving entries, not the removals between them)."""
         ...
 
-    def evaluate(self, upload_id: str, sig: Any) -> Decision:
-        """Decide one upload; reads state only."""
+    def evaluate(self, upload_id: str, sig: Any, checks: CheckMemo | None = None) -> Decision:
+        """Decide one upload; reads state only. ``checks``: verifications this upload already
+        ran (their outcomes are reused), and where the ones run now are recorded."""
         ...
 
     @property
@@ -87,9 +89,17 @@ class DedupMethod(Protocol):
         """The index-log position of the latest change applied (-1: none)."""
         ...
 
-    def settle(self, upload_id: str, sig: Any, matched: Decision, position: int) -> Settled:
+    def settle(
+        self,
+        upload_id: str,
+        sig: Any,
+        matched: Decision,
+        position: int,
+        checks: CheckMemo | None = None,
+    ) -> Settled:
         """What ``evaluate`` would say now, given ``matched``: the evaluation of the same upload
-        on this index as it was at ``position`` (a replica's). Reads state only."""
+        on this index as it was at ``position`` (a replica's), which ran ``checks``. Reads
+        state only."""
         ...
 
     def apply(self, decision: Decision, sig: Any, seq: int | None = None) -> bool:

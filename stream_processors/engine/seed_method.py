@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from stream_processors.engine.checks import CheckMemo
 from stream_processors.engine.decision import Decision, DecisionKind, Settled
 
 if TYPE_CHECKING:
@@ -152,7 +153,10 @@ class SeedMethod:
     def advance_to(self, position: int) -> None:
         self._advance(position)
 
-    def evaluate(self, upload_id: str, sig: SeedSignature) -> Decision:
+    def evaluate(
+        self, upload_id: str, sig: SeedSignature, checks: CheckMemo | None = None
+    ) -> Decision:
+        """The seed's scan; its pixel-equality checks are too cheap to remember (``checks``)."""
         if not self._clusters:
             return self._new(upload_id)
         dists = np.linalg.norm(self._centers - sig.hu, axis=1)
@@ -187,7 +191,12 @@ class SeedMethod:
         return self._position
 
     def settle(
-        self, upload_id: str, sig: SeedSignature, matched: Decision, position: int
+        self,
+        upload_id: str,
+        sig: SeedSignature,
+        matched: Decision,
+        position: int,
+        checks: CheckMemo | None = None,
     ) -> Settled:
         """The seed's evaluation is a scan of a few centers: it is simply done again now."""
         return Settled(self.evaluate(upload_id, sig), reevaluated=position != self._position)

@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 from skimage import data
 
+from stream_processors.decider import checks_from_info, checks_to_info
+from stream_processors.engine.checks import CheckMemo
 from stream_processors.engine.decision import Decision, DecisionKind
 from stream_processors.engine.decode import decode_image
 from stream_processors.engine.default_method import DefaultMethod, DefaultSignature
@@ -137,8 +139,11 @@ def test_lagging_replicas_settle_to_the_sequential_decisions(
                 assert sig is not None
                 replicas[r].apply(d, sig, s)
         applied[r] = target
-        matched = replicas[r].evaluate(up.upload_id, up.sig)
-        settled = commit.settle(up.upload_id, up.sig, matched, replicas[r].position)
+        checks = CheckMemo()
+        matched = replicas[r].evaluate(up.upload_id, up.sig, checks)
+        # the verifications travel to the commit as the match event carries them
+        carried = checks_from_info(checks_to_info(checks))
+        settled = commit.settle(up.upload_id, up.sig, matched, replicas[r].position, carried)
         reevaluated += settled.reevaluated
         if commit.apply(settled.decision, up.sig, seq):
             log.append((seq, settled.decision, up.sig, []))
