@@ -60,9 +60,30 @@ class RegionInfo:
 
 
 @dataclass(frozen=True)
+class RefusalInfo:
+    """A verifier rule that refused a pair (see engine.decision.RuleRefusal)."""
+
+    rule: str
+    finding: str
+    why: str
+
+
+@dataclass(frozen=True)
+class RefusedCandidateInfo:
+    """A stored entry the verifier refused on the way to a decision (see
+    engine.decision.RefusedCandidate)."""
+
+    entry_id: str
+    image_id: str
+    check: str
+    refusals: tuple[RefusalInfo, ...] = ()
+
+
+@dataclass(frozen=True)
 class DecisionInfo:
     """The engine's decision as it travels and is stored (see engine.decision.Decision).
-    ``region`` and ``reason`` were added later: older records parse without them."""
+    ``region``, ``reason``, ``reason_refusals`` and ``refused`` were added later: older
+    records parse without them."""
 
     kind: str
     image_id: str
@@ -72,18 +93,23 @@ class DecisionInfo:
     region: RegionInfo | None = None
     reason: str = ""  # the rule that accepted a duplicate (engine.decision.Decision.reason)
     via: str | None = None  # the alias a duplicate matched through (engine.decision.Decision.via)
+    # the rules that refused the accepted pair before ``reason`` accepted it
+    reason_refusals: tuple[RefusalInfo, ...] = ()
+    refused: tuple[RefusedCandidateInfo, ...] = ()  # the candidates refused on the way
 
 
 @dataclass(frozen=True)
 class CheckInfo:
     """One verification a match ran (see engine.checks): of stored entry ``entry_id`` by
-    ``check``; ``reason`` the rule that accepted the pair (None: refused) and ``region`` where
-    the upload lies in the entry's picture."""
+    ``check``; ``reason`` the rule that accepted the pair (None: refused), ``region`` where
+    the upload lies in the entry's picture, and ``refusals`` the rules that refused it (of an
+    accepted pair: before ``reason`` accepted it; added later, older records parse without)."""
 
     entry_id: str
     check: str
     reason: str | None
     region: RegionInfo | None = None
+    refusals: tuple[RefusalInfo, ...] = ()
 
 
 class Event:

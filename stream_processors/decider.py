@@ -40,12 +40,21 @@ from schemas.events import (
     PostDeleteEvent,
     PostUpdatedEvent,
     PostUpdateEvent,
+    RefusalInfo,
+    RefusedCandidateInfo,
     RegionInfo,
     StoredImageRecord,
     parse_event,
 )
-from stream_processors.engine.checks import CheckKey, CheckMemo, Verified
-from stream_processors.engine.decision import Decision, DecisionKind, Region, Settled
+from stream_processors.engine.checks import CheckKey, CheckMemo, Outcome, Refused, Verified
+from stream_processors.engine.decision import (
+    Decision,
+    DecisionKind,
+    RefusedCandidate,
+    Region,
+    RuleRefusal,
+    Settled,
+)
 from stream_processors.engine.delta import NO_POSITION
 from stream_processors.engine.method import DedupMethod
 
@@ -360,6 +369,14 @@ def _removals(deleted: PostDeletedEvent) -> tuple[IndexRecord, ...]:
     return tuple(out)
 
 
+def _refusals_to_info(refusals: tuple[RuleRefusal, ...]) -> tuple[RefusalInfo, ...]:
+    return tuple(RefusalInfo(r.rule, r.finding, r.why) for r in refusals)
+
+
+def _refusals_from_info(infos: tuple[RefusalInfo, ...]) -> tuple[RuleRefusal, ...]:
+    return tuple(RuleRefusal(r.rule, r.finding, r.why) for r in infos)
+
+
 def decision_to_info(decision: Decision) -> DecisionInfo:
     return DecisionInfo(
         kind=str(decision.kind),
@@ -372,33 +389,39 @@ def decision_to_info(decision: Decision) -> DecisionInfo:
         ),
         reason=decision.reason,
         via=decision.via,
+        reason_refusals=_refusals_to_info(decision.reason_refusals),
+        refused=tuple(
+            RefusedCandidateInfo(c.entry_id, c.image_id, c.check, _refusals_to_info(c.refusals))
+            for c in decision.refused
+        ),
     )
 
 
 def checks_to_info(checks: CheckMemo) -> tuple[CheckInfo, ...]:
-    return tuple(
-        CheckInfo(
-            key.entry_id,
-            key.check,
-            None if outcome is None else outcome.reason,
-            None if outcome is None or outcome.region is None
-            else RegionInfo(**dataclasses.asdict(outcome.region)),
+    """The memo's outcomes as the match event carries them, refusals included: a commit that
+    reuses them records the same evidence as an evaluation that ran them."""
+    out = []
+    for key, outcome in checks.outcomes():
+        refusals = _refusals_to_info(outcome.refusals)
+        if isinstance(outcome, Refused):
+            out.append(CheckInfo(key.entry_id, key.check, None, None, refusals))
+            continue
+        region = (
+            None if outcome.region is None else RegionInfo(**dataclasses.asdict(outcome.region))
         )
-        for key, outcome in checks.outcomes()
-    )
+        out.append(CheckInfo(key.entry_id, key.check, outcome.reason, region, refusals))
+    return tuple(out)
 
 
 def checks_from_info(infos: tuple[CheckInfo, ...]) -> CheckMemo:
-    return CheckMemo(
-        (
-            CheckKey(info.entry_id, info.check),
-            None if info.reason is None else Verified(
-                info.reason,
-                None if info.region is None else Region(**dataclasses.asdict(info.region)),
-            ),
-        )
-        for info in infos
-    )
+    def outcome(info: CheckInfo) -> Outcome:
+        refusals = _refusals_from_info(info.refusals)
+        if info.reason is None:
+            return Refused(refusals)
+        region = None if info.region is None else Region(**dataclasses.asdict(info.region))
+        return Verified(info.reason, region, refusals)
+
+    return CheckMemo((CheckKey(info.entry_id, info.check), outcome(info)) for info in infos)
 
 
 def decision_from_info(upload_id: str, info: DecisionInfo) -> Decision:
@@ -412,4 +435,9 @@ def decision_from_info(upload_id: str, info: DecisionInfo) -> Decision:
         region=None if info.region is None else Region(**dataclasses.asdict(info.region)),
         via=info.via,
         reason=info.reason,
+        reason_refusals=_refusals_from_info(info.reason_refusals),
+        refused=tuple(
+            RefusedCandidate(c.entry_id, c.image_id, c.check, _refusals_from_info(c.refusals))
+            for c in info.refused
+        ),
     )

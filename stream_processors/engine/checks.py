@@ -16,21 +16,36 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from stream_processors.engine.decision import Region
+from stream_processors.engine.decision import Region, RuleRefusal
 
 
 @dataclass(frozen=True)
 class Verified:
     """A check that passed: the rule that accepted the pair (recorded as the decision's reason)
     and, for a check that aligned the two by keypoints, where the upload lies in the stored
-    picture (None: the check compared whole pictures)."""
+    picture (None: the check compared whole pictures); ``refusals``: the rules that refused
+    the pair before that one accepted it."""
 
     reason: str
     region: Region | None = None
+    refusals: tuple[RuleRefusal, ...] = ()
 
 
-# One candidate's verification, run lazily: a Verified when the candidate is a copy, else None.
-Check = Callable[[], Verified | None]
+@dataclass(frozen=True)
+class Refused:
+    """A check that did not pass, and the rules that refused the pair (empty for a check
+    that only accepts, such as the quick clean-copy check).
+
+    Why a value and not None: the refusals are part of the decision's evidence, so a commit
+    that reuses a match's outcomes must get them too, to decide exactly as a fresh evaluation."""
+
+    refusals: tuple[RuleRefusal, ...] = ()
+
+
+# What one check says of its candidate
+Outcome = Verified | Refused
+# One candidate's verification, run lazily
+Check = Callable[[], Outcome]
 
 
 @dataclass(frozen=True)
@@ -46,12 +61,12 @@ class CheckMemo:
     """The outcome of every check run for one upload, refusals included, for the evaluation
     that follows. ``ran`` and ``reused`` count this memo's own lookups."""
 
-    def __init__(self, known: Iterable[tuple[CheckKey, Verified | None]] = ()) -> None:
-        self._outcomes: dict[CheckKey, Verified | None] = dict(known)
+    def __init__(self, known: Iterable[tuple[CheckKey, Outcome]] = ()) -> None:
+        self._outcomes: dict[CheckKey, Outcome] = dict(known)
         self.ran = 0
         self.reused = 0
 
-    def run(self, key: CheckKey, check: Check) -> Verified | None:
+    def run(self, key: CheckKey, check: Check) -> Outcome:
         if key in self._outcomes:
             self.reused += 1
             return self._outcomes[key]
@@ -60,7 +75,7 @@ class CheckMemo:
         self.ran += 1
         return outcome
 
-    def outcomes(self) -> list[tuple[CheckKey, Verified | None]]:
+    def outcomes(self) -> list[tuple[CheckKey, Outcome]]:
         return list(self._outcomes.items())
 
     def __len__(self) -> int:

@@ -35,6 +35,33 @@ class Region:
 
 
 @dataclass(frozen=True)
+class RuleRefusal:
+    """One of a verifier's rules that refused a pair, as a decision's evidence records it:
+    ``rule`` its name in the verifier's table (a default-method rule such as "clean-copy", or
+    "geometry" for keypoints that aligned nothing), ``finding`` what it found
+    ("changed-detail", "no-geometry") and ``why`` the figure that broke it."""
+
+    rule: str
+    finding: str
+    why: str
+
+
+@dataclass(frozen=True)
+class RefusedCandidate:
+    """A stored entry the verifier refused on the way to a decision: the entry's id (an
+    image's upload id, or an alias's) and the image it shows, ``check`` the evidence it was
+    checked by (a method string such as "default:hash+pixels"), and the rules that refused it.
+
+    Why a decision carries these: a reader (a moderator on the post page) sees which picture
+    was compared and which rule told it apart, not only the rule that accepted a copy."""
+
+    entry_id: str
+    image_id: str
+    check: str
+    refusals: tuple[RuleRefusal, ...]
+
+
+@dataclass(frozen=True)
 class Decision:
     """What the engine decided for one upload.
 
@@ -58,6 +85,12 @@ class Decision:
     # the rule that accepted the duplicate (a default-method reason such as "clean-copy" or
     # "overlay"); empty for decisions that are no match
     reason: str = ""
+    # the rules that refused the accepted pair before ``reason`` accepted it (a caption: the
+    # clean-copy rule refused, then the overlay rule accepted)
+    reason_refusals: tuple[RuleRefusal, ...] = ()
+    # the candidates the verifier refused on the way, in the order tried (bounded by the
+    # method); part of equality, so a commit's decision proves it equals a sequential one
+    refused: tuple[RefusedCandidate, ...] = ()
 
     @property
     def is_duplicate(self) -> bool:

@@ -45,9 +45,16 @@ from functools import partial
 import cv2
 import numpy as np
 
-from stream_processors.engine.checks import Check, CheckKey, CheckMemo, Verified
+from stream_processors.engine.checks import Check, CheckKey, CheckMemo, Outcome, Refused, Verified
 from stream_processors.engine.clusters import ClusterIndex, NearestCluster
-from stream_processors.engine.decision import Decision, DecisionKind, Region, Settled
+from stream_processors.engine.decision import (
+    Decision,
+    DecisionKind,
+    RefusedCandidate,
+    Region,
+    RuleRefusal,
+    Settled,
+)
 from stream_processors.engine.delta import (
     NO_POSITION,
     ChangeLog,
@@ -96,9 +103,11 @@ from stream_processors.engine.signatures import (
 from stream_processors.engine.verify import (
     REFINE_MIN_NCC,
     GeometryThresholds,
+    NoGeometry,
     PixelCheck,
     PixelThresholds,
-    estimate_geometry,
+    Verdict,
+    fit_geometry,
     pixel_check,
     refine_alignment,
     region_shown,
@@ -131,6 +140,22 @@ REASON_QUICK_CLEAN_COPY = "quick-clean-copy"
 
 QUICK_CLEAN = Verified(REASON_QUICK_CLEAN_COPY)
 IDENTICAL_BYTES = Verified(REASON_IDENTICAL_BYTES)
+# The quick check only accepts: what it does not accept goes on, unjudged, to the cascade, so
+# its refusals say nothing and are no part of a decision's evidence
+NOT_QUICK_CLEAN = Refused()
+
+# The refusals made before any aligned-pixel rule ran (those are named by verify.RULES): the
+# keypoints aligned nothing, or the hash's dihedral alignment would stretch one picture too far
+GEOMETRY_RULE = "geometry"
+NO_GEOMETRY = "no-geometry"
+DIHEDRAL_RULE = "dihedral-alignment"
+ASPECT_CHANGED = "aspect-changed"
+# how a refusal on the mirrored view of a keypoint check starts its figure
+MIRRORED_VIEW = "mirrored"
+# A decision records the first few candidates the verifier refused, in the order tried: enough
+# to see which picture came close and which rule told it apart (an evaluation verifies up to
+# ~15), few enough that each decision event, match and stored record stays ~1 kB larger at most
+MAX_REFUSED_RECORDED = 5
 
 
 @dataclass(frozen=True)
@@ -150,6 +175,26 @@ class Aligned:
 
     check: PixelCheck
     region: Region
+    mirrored: bool = False
+
+
+@dataclass(frozen=True)
+class Unaligned:
+    """A view that could not be aligned for the pixel check, and why."""
+
+    why: str
+    mirrored: bool = False
+
+
+def rule_refusals(verdict: Verdict, mirrored: bool = False) -> tuple[RuleRefusal, ...]:
+    """A verdict's refusals as a decision records them (``mirrored``: on the mirrored view)."""
+    view = f"{MIRRORED_VIEW}: " if mirrored else ""
+    return tuple(RuleRefusal(r.check, str(r.rule), view + r.why) for r in verdict.refusals)
+
+
+def unaligned_refusal(unaligned: Unaligned, rule: str, finding: str) -> RuleRefusal:
+    view = f"{MIRRORED_VIEW}: " if unaligned.mirrored else ""
+    return RuleRefusal(rule, finding, view + unaligned.why)
 
 
 class Evidence:
@@ -347,11 +392,12 @@ def _sha_code(sha256: bytes) -> np.ndarray:
 def _earliest_passing(
     candidates: list[Candidate],
     image_key: Callable[[int], int],
-    run: Callable[[Candidate], Verified | None],
+    run: Callable[[Candidate], Outcome],
+    refused: list[tuple[Candidate, Refused]] | None = None,
 ) -> tuple[int, str, Verified] | None:
     """Run checks in order until one passes, then only those of candidates whose image was
     stored earlier (``image_key``: an alias ranks as the image it shows), so the earliest stored
-    image that verifies is the reference."""
+    image that verifies is the reference. ``refused`` gains every refused check, in order."""
     best: tuple[int, int, str, Verified] | None = None  # (image key, key, how, evidence)
     tried: set[tuple[int, str]] = set()
     for candidate in candidates:
@@ -362,9 +408,11 @@ def _earliest_passing(
         if (key, how) in tried:
             continue
         tried.add((key, how))
-        verified = run(candidate)
-        if verified is not None:
-            best = (rank, key, how, verified)
+        outcome = run(candidate)
+        if isinstance(outcome, Verified):
+            best = (rank, key, how, outcome)
+        elif refused is not None:
+            refused.append((candidate, outcome))
     return None if best is None else (best[1], best[2], best[3])
 
 
@@ -465,39 +513,57 @@ class DefaultMethod:
         ]
         # most copies end at a hash neighbour's pixel check; only the others pay for the
         # visual-word query (the stage that grows most with the number stored) and keypoints
-        found = _earliest_passing(fast, self._image_key, run)
+        tried: list[tuple[Candidate, Refused]] = []
+        found = _earliest_passing(fast, self._image_key, run, tried)
         if found is None:
             candidates = self._keypoint_checks(sig, hash_hits, by_hash)
-            found = _earliest_passing(candidates, self._image_key, run)
+            found = _earliest_passing(candidates, self._image_key, run, tried)
+        refused = self._refused_candidates(tried)
         if found is not None:
             key, how, verified = found
             dist = hash_hits[key][0] if key in hash_hits else self._code_distance(sig, key)
             image_id = self._id_of_key[key]
             assert image_id is not None
-            return self._duplicate(upload_id, image_id, dist, how, key, verified)
-        return self._cluster_rule(upload_id, sig)
+            return self._duplicate(upload_id, image_id, dist, how, key, verified, refused)
+        return self._cluster_rule(upload_id, sig, refused)
 
-    def _run(self, checks: CheckMemo | None, candidate: Candidate) -> Verified | None:
+    def _refused_candidates(
+        self, tried: list[tuple[Candidate, Refused]]
+    ) -> tuple[RefusedCandidate, ...]:
+        """The first MAX_REFUSED_RECORDED refused checks as a decision's evidence records them."""
+        out = []
+        for candidate, refused in tried[:MAX_REFUSED_RECORDED]:
+            image_id = self._id_of_key[candidate.key]
+            assert image_id is not None
+            entry = self._entry_id(candidate.key)
+            out.append(RefusedCandidate(entry, image_id, candidate.how, refused.refusals))
+        return tuple(out)
+
+    def _run(self, checks: CheckMemo | None, candidate: Candidate) -> Outcome:
         """A candidate's check, or its outcome from ``checks`` when it ran before."""
         if checks is None:
             return candidate.check()
         how = f"{candidate.how} {candidate.params}"
         return checks.run(CheckKey(self._entry_id(candidate.key), how), candidate.check)
 
-    def _cluster_rule(self, upload_id: str, sig: DefaultSignature) -> Decision:
+    def _cluster_rule(
+        self, upload_id: str, sig: DefaultSignature, refused: tuple[RefusedCandidate, ...]
+    ) -> Decision:
         """The seed's rule for an upload that copies nothing: a new cluster when no center is
-        near, else it joins the nearest."""
-        return self._cluster_decision(upload_id, self._clusters.nearest(sig.code))
+        near, else it joins the nearest (``refused``: the candidates the verifier refused)."""
+        return self._cluster_decision(upload_id, self._clusters.nearest(sig.code), refused)
 
     def _cluster_rule_since(
         self, upload_id: str, sig: DefaultSignature, matched: Decision, position: int
     ) -> Decision:
         """The cluster rule now, from a match's at ``position``: the nearest cluster then is
         still the nearest of those no change touched since, so only the touched ones are
-        measured again (the nearest search costs ~10 ms at a million clusters)."""
+        measured again (the nearest search costs ~10 ms at a million clusters). The match's
+        refused candidates stand: no change since brought or took a candidate (engine.delta)."""
         changed = self._changes.clusters_since(position)
         if matched.kind is DecisionKind.MERGE_CENTER and matched.cluster_id in changed:
-            return self._cluster_rule(upload_id, sig)  # the nearest itself moved
+            # the nearest itself moved
+            return self._cluster_rule(upload_id, sig, matched.refused)
         best = None
         if matched.kind is DecisionKind.MERGE_CENTER:
             assert matched.distance is not None
@@ -505,12 +571,15 @@ class DefaultMethod:
         near = self._clusters.nearest_of(sig.code, changed)
         if near is not None and self._clusters.founded_before(near, best):
             best = near
-        return self._cluster_decision(upload_id, best)
+        return self._cluster_decision(upload_id, best, matched.refused)
 
-    def _cluster_decision(self, upload_id: str, near: NearestCluster | None) -> Decision:
+    def _cluster_decision(
+        self, upload_id: str, near: NearestCluster | None, refused: tuple[RefusedCandidate, ...]
+    ) -> Decision:
         if near is None:
             return Decision(
-                upload_id, DecisionKind.NEW_CLUSTER, upload_id, upload_id, None, Evidence.CLUSTER
+                upload_id, DecisionKind.NEW_CLUSTER, upload_id, upload_id, None, Evidence.CLUSTER,
+                refused=refused,
             )
         return Decision(
             upload_id,
@@ -519,6 +588,7 @@ class DefaultMethod:
             near.cluster_id,
             float(near.distance),
             Evidence.CLUSTER,
+            refused=refused,
         )
 
     @property
@@ -574,7 +644,7 @@ class DefaultMethod:
         self,
         upload_id: str,
         sig: DefaultSignature,
-        run: Callable[[Candidate], Verified | None],
+        run: Callable[[Candidate], Outcome],
     ) -> Decision | None:
         """The quick stage: hash neighbours within QUICK_HASH_RADIUS, upright view first, each
         given the quick clean-copy check; the mirrored view is searched only when the upright
@@ -601,10 +671,10 @@ class DefaultMethod:
                 )
         return None
 
-    def _quick_check(self, sig: DefaultSignature, key: int, variant: int) -> Verified | None:
+    def _quick_check(self, sig: DefaultSignature, key: int, variant: int) -> Outcome:
         stored = record_thumb(self._record(key))
         clean = quick_clean_copy(apply_dihedral(sig.local.thumb, variant), stored)
-        return QUICK_CLEAN if clean else None
+        return QUICK_CLEAN if clean else NOT_QUICK_CLEAN
 
     def _keypoint_checks(
         self, sig: DefaultSignature, hash_hits: dict[int, tuple[int, int]], by_hash: list[int]
@@ -666,11 +736,18 @@ class DefaultMethod:
         return {"hash": (t1 - t0) * 1e3, "words": (t2 - t1) * 1e3, "cluster": (t3 - t2) * 1e3}
 
     def _duplicate(
-        self, upload_id: str, image_id: str, dist: float, how: str, key: int, verified: Verified
+        self,
+        upload_id: str,
+        image_id: str,
+        dist: float,
+        how: str,
+        key: int,
+        verified: Verified,
+        refused: tuple[RefusedCandidate, ...] = (),
     ) -> Decision:
         """A reference to ``image_id``, matched on the entry under ``key``: the image itself or
         one of its aliases (then ``via`` names it, and a region measured on that copy is not
-        one of the original, so none is given)."""
+        one of the original, so none is given); ``refused``: the candidates refused before."""
         stored = self._images[image_id]
         cluster_id = self._clusters.cluster_of(stored)
         entry = self._entry_id(key)
@@ -685,6 +762,8 @@ class DefaultMethod:
             verified.region if via is None else None,
             via,
             verified.reason,
+            verified.refusals,
+            refused,
         )
 
     def _hash_candidates(self, sig: DefaultSignature) -> dict[int, tuple[int, int]]:
@@ -742,23 +821,29 @@ class DefaultMethod:
         lf, _ = local_features_from_bytes(self._record(key))
         return lf
 
-    def fast_evidence(self, sig: DefaultSignature, key: int, variant: int) -> PixelCheck | None:
+    def fast_evidence(
+        self, sig: DefaultSignature, key: int, variant: int
+    ) -> PixelCheck | Unaligned:
         """Pixel check of the thumbnails aligned by the hash's dihedral op (no keypoints)."""
         stored = self._stored_features(key)
         q = apply_dihedral(sig.local.thumb, variant)
         qh, qw = q.shape[:2]
         sh, sw = stored.thumb.shape[:2]
-        if abs(np.log((qw / qh) / (sw / sh))) > SHORTLIST.fast_max_aspect_change:
-            return None
+        change = abs(float(np.log((qw / qh) / (sw / sh))))
+        if change > SHORTLIST.fast_max_aspect_change:
+            limit = SHORTLIST.fast_max_aspect_change
+            return Unaligned(f"aspect change {change:.2f} > fast_max_aspect_change {limit}")
         affine = np.array([[qw / sw, 0.0, 0.0], [0.0, qh / sh, 0.0]])
         return pixel_check(q, stored.thumb, affine)
 
-    def _fast_check(self, sig: DefaultSignature, key: int, variant: int) -> Verified | None:
+    def _fast_check(self, sig: DefaultSignature, key: int, variant: int) -> Outcome:
         ev = self.fast_evidence(sig, key, variant)
-        if ev is None:
-            return None
+        if isinstance(ev, Unaligned):
+            return Refused((unaligned_refusal(ev, DIHEDRAL_RULE, ASPECT_CHANGED),))
         verdict = ev.verdict(FAST_PIXELS)
-        return Verified(verdict.rule) if verdict.accepted else None
+        if verdict.accepted:
+            return Verified(verdict.rule, refusals=rule_refusals(verdict))
+        return Refused(rule_refusals(verdict))
 
     def keypoint_evidence(
         self,
@@ -767,18 +852,19 @@ class DefaultMethod:
         views: tuple[bool, ...] = (False, True),
         stop: PixelThresholds | None = None,
         screen: bool = False,
-    ) -> list[Aligned]:
-        """Pixel checks for each view (False: as uploaded, True: mirrored) whose geometry
-        verified; with ``stop``, later views are skipped once one passes those thresholds;
-        ``screen``: the geometry may refuse on the strongest keypoints first (verify)."""
+    ) -> list[Aligned | Unaligned]:
+        """Pixel checks for each view (False: as uploaded, True: mirrored), or why its geometry
+        did not verify; with ``stop``, later views are skipped once one passes those
+        thresholds; ``screen``: the geometry may refuse on the strongest keypoints first."""
         record = self._record(key)
         stored_keypoints = record_keypoints(record)
         stored: LocalFeatures | None = None  # the thumbnail is decoded once geometry holds
-        out: list[Aligned] = []
+        out: list[Aligned | Unaligned] = []
         for mirrored in views:
             keypoints = sig.mirror if mirrored else sig.local.keypoints
-            geo = estimate_geometry(keypoints, stored_keypoints, GEOMETRY, screen)
-            if geo is None:
+            geo = fit_geometry(keypoints, stored_keypoints, GEOMETRY, screen)
+            if isinstance(geo, NoGeometry):
+                out.append(Unaligned(geo.why, mirrored))
                 continue
             if stored is None:
                 stored, _ = local_features_from_bytes(record)
@@ -792,19 +878,25 @@ class DefaultMethod:
                     if again.passes(PIXELS):
                         ev, affine = again, refined
             (qh, qw), (sh, sw) = thumb.shape[:2], stored.thumb.shape[:2]
-            out.append(Aligned(ev, region_shown(affine, (qw, qh), (sw, sh))))
+            out.append(Aligned(ev, region_shown(affine, (qw, qh), (sw, sh)), mirrored))
             if stop is not None and ev.passes(stop):
                 break
         return out
 
     def _keypoint_check(
         self, sig: DefaultSignature, key: int, views: tuple[bool, ...], screen: bool
-    ) -> Verified | None:
-        for aligned in self.keypoint_evidence(sig, key, views, PIXELS, screen):
-            verdict = aligned.check.verdict(PIXELS)
+    ) -> Outcome:
+        """The first view that passes, or every view's refusals in the order tried."""
+        refusals: list[RuleRefusal] = []
+        for view in self.keypoint_evidence(sig, key, views, PIXELS, screen):
+            if isinstance(view, Unaligned):
+                refusals.append(unaligned_refusal(view, GEOMETRY_RULE, NO_GEOMETRY))
+                continue
+            verdict = view.check.verdict(PIXELS)
             if verdict.accepted:
-                return Verified(verdict.rule, aligned.region)
-        return None
+                return Verified(verdict.rule, view.region, rule_refusals(verdict, view.mirrored))
+            refusals.extend(rule_refusals(verdict, view.mirrored))
+        return Refused(tuple(refusals))
 
     # ------------------------------------------------------------------ state
     def apply(self, decision: Decision, sig: DefaultSignature, seq: int | None = None) -> bool:

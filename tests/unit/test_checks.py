@@ -14,8 +14,8 @@ from skimage import data
 
 from schemas.events import MatchEvent
 from stream_processors.decider import checks_from_info, checks_to_info
-from stream_processors.engine.checks import CheckKey, CheckMemo, Verified
-from stream_processors.engine.decision import DecisionKind, Region
+from stream_processors.engine.checks import CheckKey, CheckMemo, Outcome, Refused, Verified
+from stream_processors.engine.decision import DecisionKind, Region, RuleRefusal
 from stream_processors.engine.decode import decode_image
 from stream_processors.engine.default_method import DefaultMethod, DefaultSignature
 from tests.imagegen import distinct_png, encode
@@ -37,13 +37,15 @@ def test_a_memo_runs_each_check_once_and_remembers_refusals() -> None:
     memo = CheckMemo()
     calls: list[str] = []
 
-    def refuse() -> Verified | None:
+    refused = Refused((RuleRefusal("clean-copy", "changed-detail", "bad 0.0100 > max_bad"),))
+
+    def refuse() -> Outcome:
         calls.append("refuse")
-        return None
+        return refused
 
     key = CheckKey("entry", "default:hash+pixels v0")
-    assert memo.run(key, refuse) is None
-    assert memo.run(key, refuse) is None
+    assert memo.run(key, refuse) == refused
+    assert memo.run(key, refuse) == refused  # with its refusals, as the first run said
     assert calls == ["refuse"]
     assert (memo.ran, memo.reused, len(memo)) == (1, 1, 1)
 
@@ -75,8 +77,16 @@ def test_checks_survive_the_match_events_record() -> None:
     memo = CheckMemo(
         [
             (CheckKey("a", "default:orb+ransac+pixels views um"), Verified(
-                "overlay", Region(0.1, 1 / 3, 0.9, 0.7))),
-            (CheckKey("b", "default:hash+pixels v1"), None),
+                "overlay", Region(0.1, 1 / 3, 0.9, 0.7),
+                (RuleRefusal("clean-copy", "changed-detail", "bad 0.0131 > max_bad 0.0005"),),
+            )),
+            (CheckKey("b", "default:hash+pixels v1"), Refused((
+                RuleRefusal("colours", "colours-changed", "chroma_flip 0.300 > max 0.1"),
+            ))),
+            (CheckKey("d", "default:orb+ransac+pixels views u"), Refused((
+                RuleRefusal("geometry", "no-geometry", "3 matches < min_matches 8"),
+            ))),
+            (CheckKey("e", "default:hash+quick-pixels v1"), Refused()),
             (CheckKey("c", "default:hash+quick-pixels v0"), Verified("quick-clean-copy")),
         ]
     )

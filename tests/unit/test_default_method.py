@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from skimage import data
 
+from stream_processors.engine.checks import Refused
 from stream_processors.engine.decision import Decision, DecisionKind
 from stream_processors.engine.decode import decode_image
 from stream_processors.engine.default_method import (
@@ -273,8 +274,9 @@ def test_far_hash_neighbours_get_no_dihedral_pixel_check(
     monkeypatch.setattr(m, "_hash_candidates", lambda s: {0: (far, 0)})
     tried: list[int] = []
 
-    def fast_check(s: DefaultSignature, key: int, variant: int) -> None:
+    def fast_check(s: DefaultSignature, key: int, variant: int) -> Refused:
         tried.append(key)
+        return Refused()
 
     monkeypatch.setattr(m, "_fast_check", fast_check)
     m.evaluate("u-other", sig)

@@ -14,6 +14,8 @@ from schemas.events import (
     FeatureEvent,
     ImageInfo,
     PostInfo,
+    RefusalInfo,
+    RefusedCandidateInfo,
     RegionInfo,
     UploadEvent,
     UploadRef,
@@ -109,4 +111,37 @@ def test_a_decision_s_region_round_trips_and_older_records_read_without_one() ->
     assert DecisionEvent.from_record(pack(frame.header)).decision.region is None
     frame.header["decision"]["region"] = {"x0": 0.1, "y0": 0.2, "x1": 0.85}
     with pytest.raises(SchemaError, match=r"decision\.region"):
+        DecisionEvent.from_record(pack(frame.header))
+
+
+def test_a_decision_s_refusals_round_trip_and_older_records_read_without_them() -> None:
+    """The refused candidates and the refusals before the accepting rule travel with the
+    decision (the post page shows them); a record written before decisions carried them reads
+    as none, and a malformed refusal is a schema error naming it."""
+    clean_copy = RefusalInfo("clean-copy", "changed-detail", "bad 0.0039 > max_bad 0.0005")
+    refused = RefusedCandidateInfo(
+        "p7", "p7", "default:hash+pixels",
+        (RefusalInfo("colours", "colours-changed", "chroma_flip 0.222 > max_chroma_flip 0.1"),),
+    )
+    unaligned = RefusedCandidateInfo(
+        "a3", "p1", "default:orb+ransac+pixels",
+        (RefusalInfo("geometry", "no-geometry", "9 inliers < min_inliers 10"),),
+    )
+    info = DecisionInfo(
+        "duplicate-reference", "o", "o", 20.0, "default:hash+pixels", reason="overlay",
+        reason_refusals=(clean_copy,), refused=(refused, unaligned),
+    )
+    event = DecisionEvent(
+        upload_id="u", decision=info, post=PostInfo("a", "t", "", "now"),
+        image=ImageInfo("0" * 64, 1, 1, 1, "png"), upload_ref=UploadRef("t", 0, 1), seq=3,
+    )
+    back = DecisionEvent.from_record(event.to_record())
+    assert back == event
+    assert back.decision.refused[1].refusals[0].why == "9 inliers < min_inliers 10"
+    frame = unpack(event.to_record())
+    del frame.header["decision"]["refused"], frame.header["decision"]["reason_refusals"]
+    old = DecisionEvent.from_record(pack(frame.header)).decision
+    assert old.refused == () and old.reason_refusals == () and old.reason == "overlay"
+    frame.header["decision"]["refused"] = [{"entry_id": "p7", "image_id": "p7", "check": 3}]
+    with pytest.raises(SchemaError, match=r"decision\.refused\[0\]\.check"):
         DecisionEvent.from_record(pack(frame.header))

@@ -18,8 +18,9 @@ still a copy).
 
 The modules, in the order a pair meets them:
 
-- ``geometry``: ORB ratio-test matches, RANSAC similarity or homography, ECC refinement,
-  the region of the stored picture the query shows;
+- ``geometry``: ORB ratio-test matches, RANSAC similarity or homography (or, as
+  ``NoGeometry``, the figure that fell short), ECC refinement, the region of the stored
+  picture the query shows;
 - ``alignment``: the warp and the tone and colour fit; ``agreement``: correlations;
 - ``pixels``: the aligned pixel check, with ``chroma`` (the colour shift) and ``blobs`` (the
   disagreement as overlay blobs), giving a ``PixelCheck`` (``evidence``);
@@ -39,7 +40,9 @@ from stream_processors.engine.verify.geometry import (
     REFINE_MIN_NCC,
     Geometry,
     GeometryThresholds,
+    NoGeometry,
     estimate_geometry,
+    fit_geometry,
     refine_alignment,
     region_shown,
     thumb_affine,
@@ -58,6 +61,7 @@ __all__ = [
     "Finding",
     "Geometry",
     "GeometryThresholds",
+    "NoGeometry",
     "OverlayBlob",
     "PixelCheck",
     "PixelRule",
@@ -67,6 +71,7 @@ __all__ = [
     "Verdict",
     "correlation",
     "estimate_geometry",
+    "fit_geometry",
     "pixel_check",
     "refine_alignment",
     "region_shown",

@@ -84,23 +84,44 @@ def _two_nearest(query: np.ndarray, stored: np.ndarray) -> tuple[np.ndarray, np.
     return dist, nearest
 
 
+@dataclass(frozen=True)
+class NoGeometry:
+    """Why the keypoints gave no geometry: the figure that fell short, for a decision's
+    evidence (a candidate refused before any pixel rule ran)."""
+
+    why: str
+
+
 def estimate_geometry(
     query: Keypoints, stored: Keypoints, t: GeometryThresholds, screen: bool = False
 ) -> Geometry | None:
     """Ratio-test matches and a RANSAC similarity, or None when the support is too weak;
     ``screen`` refuses first on the strongest query keypoints (see PRESCREEN_KEYPOINTS)."""
+    geo = fit_geometry(query, stored, t, screen)
+    return geo if isinstance(geo, Geometry) else None
+
+
+def fit_geometry(
+    query: Keypoints, stored: Keypoints, t: GeometryThresholds, screen: bool = False
+) -> Geometry | NoGeometry:
+    """``estimate_geometry``, saying why when there is none: the figures are at hand, and a
+    reader of a decision should see that a candidate failed on its keypoints."""
     if len(query) < 2 or len(stored) < 2:
-        return None
+        return NoGeometry(f"{len(query)} query and {len(stored)} stored keypoints, 2 needed")
     head = PRESCREEN_KEYPOINTS if screen and len(query) > PRESCREEN_KEYPOINTS else len(query)
     dist, nearest = _two_nearest(query.descriptors[:head], stored.descriptors)
     if head < len(query):
-        if int(np.count_nonzero(dist[:, 0] < RATIO_TEST * dist[:, 1])) < PRESCREEN_MIN_MATCHES:
-            return None
+        screened = int(np.count_nonzero(dist[:, 0] < RATIO_TEST * dist[:, 1]))
+        if screened < PRESCREEN_MIN_MATCHES:
+            return NoGeometry(
+                f"{screened} matches of the {head} strongest keypoints"
+                f" < prescreen_min_matches {PRESCREEN_MIN_MATCHES}"
+            )
         rest_dist, rest_nearest = _two_nearest(query.descriptors[head:], stored.descriptors)
         dist, nearest = np.vstack([dist, rest_dist]), np.vstack([nearest, rest_nearest])
     qi = np.flatnonzero(dist[:, 0] < RATIO_TEST * dist[:, 1])
     if len(qi) < t.min_matches:
-        return None
+        return NoGeometry(f"{len(qi)} matches < min_matches {t.min_matches}")
     src = stored.points[nearest[qi, 0]]
     dst = query.points[qi]
     affine, mask = cv2.estimateAffinePartial2D(
@@ -112,24 +133,36 @@ def estimate_geometry(
         confidence=RANSAC_CONFIDENCE,
     )
     if affine is None or mask is None:
-        return None
+        return NoGeometry(f"RANSAC fitted no similarity to {len(qi)} matches")
     geo = Geometry(affine.astype(np.float64), len(qi), int(mask.sum()))
+    weak = _unsupported(geo, t)
     # a homography can only win where the similarity explains part of the matches, not all:
     # a small share means unrelated pictures (most candidates), and a similarity that leaves
     # fewer than 1/HOMOGRAPHY_INLIER_GAIN of the matches over cannot be beaten by the margin
     if geo.inliers < HOMOGRAPHY_MIN_SIMILARITY_SHARE * len(
         qi
     ) or HOMOGRAPHY_INLIER_GAIN * geo.inliers > len(qi):
-        return geo if _supported(geo, t) else None
-    return _homography_if_better(src, dst, geo if _supported(geo, t) else None, len(qi), t)
+        return geo if weak is None else NoGeometry(weak)
+    found = _homography_if_better(src, dst, geo if weak is None else None, len(qi), t)
+    return NoGeometry(f"{weak}; no homography either") if found is None else found
+
+
+def _unsupported(geo: Geometry, t: GeometryThresholds) -> str | None:
+    """Why the geometry's support is too weak, or None when it is enough."""
+    if geo.inliers < t.min_inliers:
+        return f"{geo.inliers} inliers < min_inliers {t.min_inliers}"
+    if geo.inliers < t.min_inlier_ratio * geo.matches:
+        return (
+            f"{geo.inliers} inliers of {geo.matches} matches < min_inlier_ratio"
+            f" {t.min_inlier_ratio}"
+        )
+    if not MIN_SCALE <= geo.scale <= MAX_SCALE:
+        return f"scale {geo.scale:.2f} outside {MIN_SCALE}..{MAX_SCALE}"
+    return None
 
 
 def _supported(geo: Geometry, t: GeometryThresholds) -> bool:
-    return (
-        geo.inliers >= t.min_inliers
-        and geo.inliers >= t.min_inlier_ratio * geo.matches
-        and MIN_SCALE <= geo.scale <= MAX_SCALE
-    )
+    return _unsupported(geo, t) is None
 
 
 def _homography_if_better(
