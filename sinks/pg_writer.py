@@ -7,12 +7,21 @@ row that is new is handed back, for the sink to publish before it commits the ba
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from schemas.cloudevents import IpTheftAlert
-from schemas.events import DecisionEvent, Event, PostDeletedEvent, PostUpdatedEvent
+from schemas.events import (
+    DecisionEvent,
+    Event,
+    PostDeletedEvent,
+    PostUpdatedEvent,
+    RefusalInfo,
+    RefusedCandidateInfo,
+)
 from sinks.blob_keys import blob_key
 from stream_processors.engine.decision import DecisionKind
 
@@ -63,11 +72,11 @@ def write_decision(conn: psycopg.Connection, ev: DecisionEvent) -> Written:
             )
     inserted = conn.execute(
         "INSERT INTO posts (post_id, author, title, description, image_id, decision, byte_size,"
-        " uploaded_at, decided_seq) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " uploaded_at, decided_seq, refused) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT DO NOTHING RETURNING post_id",
         (
             ev.upload_id, post.author, post.title, post.description, d.image_id, d.kind,
-            image.byte_size, post.uploaded_at, ev.seq,
+            image.byte_size, post.uploaded_at, ev.seq, _json(d.refused),
         ),
     ).fetchone()
     if not inserted:
@@ -78,14 +87,20 @@ def write_decision(conn: psycopg.Connection, ev: DecisionEvent) -> Written:
     r = d.region
     conn.execute(
         "INSERT INTO matches (post_id, image_id, distance, method, region_x0, region_y0,"
-        " region_x1, region_y1, reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT DO NOTHING",
+        " region_x1, region_y1, reason, reason_refusals)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
         (
             ev.upload_id, d.image_id, d.distance, d.method,
             *((None,) * 4 if r is None else (r.x0, r.y0, r.x1, r.y1)), d.reason or None,
+            _json(d.reason_refusals),
         ),
     )
     return Written(changed=True, alert=_insert_alert(conn, ev))
+
+
+def _json(infos: tuple[RefusalInfo, ...] | tuple[RefusedCandidateInfo, ...]) -> Jsonb:
+    """Refusals as the jsonb columns of migration 008 hold them: the event's own field names."""
+    return Jsonb([dataclasses.asdict(info) for info in infos])
 
 
 def _insert_alert(conn: psycopg.Connection, ev: DecisionEvent) -> IpTheftAlert | None:

@@ -37,6 +37,30 @@ class Region(BaseModel):
     y1: float = Field(ge=0, le=1)
 
 
+class Refusal(BaseModel):
+    """A rule of the verifier that refused a pair, and the figure that broke it."""
+
+    rule: str = Field(
+        description="the verifier's check: coverage, colours, clean-copy, overlay, overlays, "
+        "geometry (keypoints aligned nothing) or dihedral-alignment (the hash's alignment "
+        "would stretch a picture too far)",
+    )
+    finding: str = Field(description="what it found, e.g. changed-detail, not-an-overlay")
+    why: str = Field(description="the figure and the threshold it broke")
+
+
+class RefusedCandidate(BaseModel):
+    """A stored picture the verifier compared with the upload and refused."""
+
+    entry_id: str = Field(
+        description="the post whose upload was compared: the image's first post, or a copy of "
+        "it that the engine keeps as another view of the image",
+    )
+    image_id: str = Field(description="the stored image that entry shows")
+    check: str = Field(description="the evidence it was checked by (a method string)")
+    refusals: list[Refusal]
+
+
 class Evidence(BaseModel):
     """How a duplicate matched the image it references (what Postgres keeps of the decision)."""
 
@@ -51,6 +75,12 @@ class Evidence(BaseModel):
         "quick-clean-copy, clean-copy, overlay, overlay-alien-to-both); None for decisions "
         "recorded before reasons were",
     )
+    reason_refusals: list[Refusal] | None = Field(
+        default=None,
+        description="the rules that refused the match before ``reason`` accepted it (a "
+        "caption: clean-copy refused, then overlay accepted); None for decisions recorded "
+        "before they were",
+    )
 
 
 class Decision(BaseModel):
@@ -59,6 +89,12 @@ class Decision(BaseModel):
     cluster_id: str
     evidence: Evidence | None = Field(description="for a duplicate-reference, how it matched")
     decided_seq: int
+    refused: list[RefusedCandidate] | None = Field(
+        default=None,
+        description="the first stored pictures the verifier refused on the way to this "
+        "decision, in the order tried, each with the rules that refused it; None for decisions "
+        "recorded before they were",
+    )
 
 
 class AlertInfo(BaseModel):

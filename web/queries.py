@@ -15,7 +15,15 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from web.cursor import Position
-from web.models import AlertInfo, Decision, Evidence, ImageRef, Post, Region, Rejection
+from web.models import (
+    AlertInfo,
+    Decision,
+    Evidence,
+    ImageRef,
+    Post,
+    Region,
+    Rejection,
+)
 
 Row = dict[str, Any]
 
@@ -23,7 +31,8 @@ _POST_COLUMNS = sql.SQL(
     "p.post_id, p.author, p.title, p.description, p.uploaded_at, p.decision, p.decided_seq,"
     " p.byte_size, p.image_id, i.sha256, i.byte_size AS image_bytes, i.width, i.height,"
     " i.image_format, i.cluster_id, i.first_post_id, i.first_author, m.distance, m.method,"
-    " m.region_x0, m.region_y0, m.region_x1, m.region_y1, m.reason,"
+    " m.region_x0, m.region_y0, m.region_x1, m.region_y1, m.reason, m.reason_refusals,"
+    " p.refused,"
     " a.author AS alert_author, a.original_author, a.created_at AS alert_at,"
     " u.platform, d.requested_at AS delete_requested_at"
 )
@@ -60,7 +69,8 @@ def post_from_row(r: Row) -> Post:
                 x0=r["region_x0"], y0=r["region_y0"], x1=r["region_x1"], y1=r["region_y1"]
             )
         evidence = Evidence(
-            method=r["method"], distance=r["distance"], region=region, reason=r["reason"]
+            method=r["method"], distance=r["distance"], region=region, reason=r["reason"],
+            reason_refusals=r["reason_refusals"],
         )
     alert = None
     if r["alert_author"] is not None:
@@ -83,6 +93,7 @@ def post_from_row(r: Row) -> Post:
                 first_author=r["first_author"],
             ),
             cluster_id=r["cluster_id"], evidence=evidence, decided_seq=r["decided_seq"],
+            refused=r["refused"],
         ),
         alert=alert, links=post_links(r["post_id"]),
     )

@@ -274,6 +274,18 @@ def test_post_page_shows_the_copy_beside_the_original(page: Page, site: Site) ->
     _shot(page, "post-original")
 
 
+def test_post_page_says_which_picture_the_verifier_refused_and_why(page: Page, site: Site) -> None:
+    """The astronaut without its blue channel is near the original in the hashes, and the
+    colours rule refuses the pair: its post names the original, the rule and the figure."""
+    page.goto(site.url(f"/posts/{site.posts['similar']}"))
+    assert page.inner_text(".decision") == "merge-center"
+    refused = page.locator(f"ul.refused li[data-entry='{site.posts['original']}']").first
+    text = refused.inner_text()
+    assert text.startswith(f"refused {site.posts['original'][:12]}"), text
+    assert re.search(r"by colours: chroma_flip 0\.\d+ > max_chroma_flip 0\.1", text), text
+    _shot(page, "post-refused")
+
+
 def test_alerts_show_both_authors_and_both_images(page: Page, site: Site) -> None:
     page.goto(site.url("/alerts"))
     row = page.locator(f".alert-row[data-alert='{site.posts['crop']}']")

@@ -50,6 +50,11 @@ METHOD_TEXT = {
     ),
     "default:hash-cluster": "perceptual hash near a cluster's center",
 }
+# The same, as short as a line of a decision's refused candidates can afford
+CHECK_TEXT = {
+    "default:hash+pixels": "hash alignment",
+    "default:orb+ransac+pixels": "keypoints",
+}
 
 
 def _bytes(n: float) -> str:
@@ -78,6 +83,7 @@ _ENV = jinja2.Environment(
 _ENV.filters["bytes"] = _bytes
 _ENV.filters["when"] = _when
 _ENV.globals["method_text"] = METHOD_TEXT
+_ENV.globals["check_text"] = CHECK_TEXT
 templates = Jinja2Templates(env=_ENV)
 
 
