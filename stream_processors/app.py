@@ -230,7 +230,7 @@ def create_app(settings: Settings) -> faust.App:
     async def match(stream: faust.StreamT) -> None:
         loop = asyncio.get_running_loop()
         await replica_ready.wait()  # matching on a replica far behind would only be redone
-        sent = -1  # the matches-topic offset of this worker's latest match
+        sent = DeliveredOffset()  # of this worker's matches on picnix.matches
         async for event in stream.events():
             ref = UploadRef(event.message.topic, event.message.partition, event.message.offset)
             try:
@@ -242,13 +242,15 @@ def create_app(settings: Settings) -> faust.App:
                 # lifecycle events keep their order behind their upload, as far as the commit
                 await matches.send(key=event.key, value=event.value)
                 continue
-            await _pace(replica, sent)
+            await _pace(replica, sent.offset)
             result = await loop.run_in_executor(
                 replica_executor, replica.match, parsed, event.value
             )
             metrics.MATCH_SECONDS.observe(result.match_seconds)
-            delivered = await (await matches.send(key=event.key, value=result.to_record()))
-            sent = delivered.offset
+            # not awaited: the next match need not wait for the broker (Faust flushes the
+            # producer before it commits the features offset, so nothing sent is lost)
+            delivery = await matches.send(key=event.key, value=result.to_record())
+            asyncio.ensure_future(delivery).add_done_callback(sent.note)
 
     @app.agent(matches)
     async def commit(stream: faust.StreamT) -> None:
@@ -307,6 +309,19 @@ def create_app(settings: Settings) -> faust.App:
 
     install_search_view(app, posts_table, settings.topic_matches, search)
     return app
+
+
+class DeliveredOffset:
+    """The highest offset a worker's sends to one partition have been delivered at (-1: none
+    yet), kept by delivery callbacks so the sender need not wait for each."""
+
+    def __init__(self) -> None:
+        self.offset = -1
+
+    def note(self, delivery: asyncio.Future[Any]) -> None:
+        if delivery.cancelled() or delivery.exception() is not None:
+            return  # the producer reports its own errors; pacing only loses one step
+        self.offset = max(self.offset, int(delivery.result().offset))
 
 
 async def _pace(replica: IndexReplica, sent: int) -> None:
