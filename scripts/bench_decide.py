@@ -241,12 +241,13 @@ def bench_default(
     store_dir = Path(tempfile.mkdtemp(prefix="picnix-bench-store-", dir=store_parent))
     store = RocksFeatureStore(store_dir)
     try:
-        return _bench_default(originals, queries, sizes, rng, store, DefaultMethod(store)), notes
+        method = DefaultMethod(store)
+        return bench_default_into(originals, queries, sizes, rng, store, method), notes
     finally:
         store.destroy()  # closes it and deletes store_dir
 
 
-def _bench_default(
+def bench_default_into(
     originals: list[tuple[str, Any]],
     queries: list[Any],
     sizes: Sequence[int],
@@ -254,6 +255,8 @@ def _bench_default(
     store: Any,
     method: Any,
 ) -> list[dict[str, Any]]:
+    """``bench_default`` on a given store and method, left filled to the largest size: other
+    benchmarks (bench_snapshot) fill their engine through it and measure what they do next."""
     from stream_processors.engine.default_method import Evidence
     from stream_processors.engine.visual_words import WORD_BITS, WORD_TABLES, WORDS_PER_IMAGE
 

@@ -46,7 +46,7 @@ import numpy as np
 from schemas.events import DecisionInfo, StoredImageRecord
 from scripts.bench_decide import (
     DEFAULT_MANIFEST,
-    _bench_default,
+    bench_default_into,
     extract_all,
     read_manifest,
     synthetic_records,
@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         method = DefaultMethod(store)
         t0 = time.perf_counter()
-        _bench_default(orig_sigs, queries[:1], [args.stored], rng, store, method)
+        bench_default_into(orig_sigs, queries[:1], [args.stored], rng, store, method)
         fill_s = time.perf_counter() - t0
         ratio = method.cluster_count() / max(1, len(method))
         expected = [method.evaluate(f"q{j}", sig) for j, sig in enumerate(queries)]
