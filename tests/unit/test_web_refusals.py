@@ -65,6 +65,8 @@ def test_the_post_page_names_each_refused_picture_its_rule_and_why() -> None:
     )
     # the figures are text: their comparison signs escaped
     assert "bad 0.0039 &gt; max_bad 0.0005" in html
+    assert '<code>overlay</code>, after <span class="refusal" data-rule="clean-copy">' in html
+    assert '<code title="changed-detail">clean-copy</code> refused: bad 0.0039' in html
     assert 'refused <a href="/posts/p-original-0001"' in html
     assert '<code title="colours-changed">colours</code>: chroma_flip 0.222' in html
     assert "mirrored: 4 matches &lt; min_matches 8" in html
