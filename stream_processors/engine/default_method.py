@@ -29,8 +29,16 @@ different caption fails against it (two overlays) but passes against the clean o
 was referenced to it. On the dev set aliases turn 15 missed duplicates into references and add no
 false one.
 
-Every threshold is a named constant or a frozen parameter object below; they were calibrated on
-the calibration split of the dev set (scripts/evaluate.py --split calib).
+This module holds the method's signature and state and runs the cascade; its parts are modules
+of their own: where candidates come from and in which order they are verified
+(engine.candidates), the verification of one pair (engine.pair_checks, over engine.verify's
+rules), the clustering rule (engine.cluster_rule), and what settles a match made on an older
+copy of the index (engine.delta; ``settle``, the only engine call the sequential commit makes,
+uses the delta check and the clustering rule, and evaluates again only when a change could
+alter the match).
+
+Every threshold is a named constant or a frozen parameter object; they were calibrated on the
+calibration split of the dev set (scripts/evaluate.py --split calib).
 """
 
 from __future__ import annotations
@@ -45,21 +53,32 @@ from functools import partial
 import cv2
 import numpy as np
 
-from stream_processors.engine.checks import Check, CheckKey, CheckMemo, Outcome, Refused, Verified
-from stream_processors.engine.clusters import ClusterIndex, NearestCluster
+from stream_processors.engine.candidates import (
+    QUERY_VARIANTS,
+    QUICK_HASH_RADIUS,
+    REACH,
+    SHORTLIST,
+    WORD_STAGE_EVIDENCE,
+    Candidate,
+    Evidence,
+    HashHits,
+    earliest_passing,
+    hash_candidates,
+    keypoint_order,
+)
+from stream_processors.engine.checks import CheckKey, CheckMemo, Outcome, Refused, Verified
+from stream_processors.engine.cluster_rule import cluster_rule, cluster_rule_since
+from stream_processors.engine.clusters import ClusterIndex
 from stream_processors.engine.decision import (
     Decision,
     DecisionKind,
     RefusedCandidate,
-    Region,
-    RuleRefusal,
     Settled,
 )
 from stream_processors.engine.delta import (
     NO_POSITION,
     ChangeLog,
     IndexChange,
-    Reach,
     UploadProbe,
     added_entry,
     epoch_start,
@@ -85,179 +104,46 @@ from stream_processors.engine.local_features import (
     quantize_points,
     record_keypoints,
     record_length,
-    record_thumb,
     thumb_of,
 )
 from stream_processors.engine.method import ImageLike
-from stream_processors.engine.quick_check import quick_clean_copy
+from stream_processors.engine.pair_checks import (
+    Aligned,
+    Unaligned,
+    fast_check,
+    fast_evidence,
+    keypoint_check,
+    keypoint_evidence,
+    quick_check,
+)
 from stream_processors.engine.signatures import (
     COARSE_BITS,
     HASH_BITS,
     HASH_BYTES,
     N_DIHEDRAL,
-    apply_dihedral,
     coarse_hashes,
     dihedral_hashes,
     trim_uniform_border,
 )
-from stream_processors.engine.verify import (
-    REFINE_MIN_NCC,
-    GeometryThresholds,
-    NoGeometry,
-    PixelCheck,
-    PixelThresholds,
-    Verdict,
-    fit_geometry,
-    pixel_check,
-    refine_alignment,
-    region_shown,
-    thumb_affine,
-)
+from stream_processors.engine.verify import PixelCheck, PixelThresholds
 from stream_processors.engine.visual_words import VisualWordIndex
 
 METHOD_NAME = "default"
-# Dihedral variants of the query searched in the hash indexes: as uploaded and mirrored. The
-# spec's edits include a horizontal flip but no 90-degree turns, and each variant is a full
-# index probe (the 8 variants cost 8x at a million stored).
-QUERY_VARIANTS = (0, 1)
-# Hash distance up to which a neighbour gets the quick clean-copy check. Below the 16 substrings
-# of the multi-index hash a neighbour shares a whole substring with the query, so the search
-# probes one bucket per table (~0.15 ms at a million random codes on this 2-core box, where
-# radius 40 costs ~2 ms). On the dev set 93% of the pairs the quick check accepts lie within 15
-# bits.
-QUICK_HASH_RADIUS = 15
 WORK_LONG_SIDE = 1024  # decoded pixels above this are reduced before trimming
 COARSE_BYTES = COARSE_BITS // 8
 # 128 bits of SHA-256 identify bytes as surely as 256 (collisions need ~2^64 images)
 SHA256_INDEX_BYTES = 16
 _INT_BYTES = 32  # a key int object (the dict's value)
-
-
-# The reasons of the checks that are no aligned-pixel rule (those are verify.PixelRule).
-REASON_IDENTICAL_BYTES = "identical-bytes"
-REASON_QUICK_CLEAN_COPY = "quick-clean-copy"
-
-
-QUICK_CLEAN = Verified(REASON_QUICK_CLEAN_COPY)
-IDENTICAL_BYTES = Verified(REASON_IDENTICAL_BYTES)
-# The quick check only accepts: what it does not accept goes on, unjudged, to the cascade, so
-# its refusals say nothing and are no part of a decision's evidence
-NOT_QUICK_CLEAN = Refused()
-
-# The refusals made before any aligned-pixel rule ran (those are named by verify.RULES): the
-# keypoints aligned nothing, or the hash's dihedral alignment would stretch one picture too far
-GEOMETRY_RULE = "geometry"
-NO_GEOMETRY = "no-geometry"
-DIHEDRAL_RULE = "dihedral-alignment"
-ASPECT_CHANGED = "aspect-changed"
-# how a refusal on the mirrored view of a keypoint check starts its figure
-MIRRORED_VIEW = "mirrored"
 # A decision records the first few candidates the verifier refused, in the order tried: enough
 # to see which picture came close and which rule told it apart (an evaluation verifies up to
 # ~15), few enough to keep decisions small. On the first 400 dev uploads 46% of the decisions
 # record any (1.96 a decision, 5 at most); a decision's JSON grows from 219 to 774 bytes on
 # average (2.6 kB at most), a match's checks from 582 to 1,247 (5.0 kB at most).
 MAX_REFUSED_RECORDED = 5
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One verification an evaluation may run: of the entry under ``key``, giving evidence
-    ``how``; ``params`` tells this check from another of the same entry (engine.checks)."""
-
-    key: int
-    how: str
-    params: str
-    check: Check
-
-
-@dataclass(frozen=True)
-class Aligned:
-    """One view's aligned-pixel evidence and the stored region that alignment puts it on."""
-
-    check: PixelCheck
-    region: Region
-    mirrored: bool = False
-
-
-@dataclass(frozen=True)
-class Unaligned:
-    """A view that could not be aligned for the pixel check, and why."""
-
-    why: str
-    mirrored: bool = False
-
-
-def rule_refusals(verdict: Verdict, mirrored: bool = False) -> tuple[RuleRefusal, ...]:
-    """A verdict's refusals as a decision records them (``mirrored``: on the mirrored view)."""
-    view = f"{MIRRORED_VIEW}: " if mirrored else ""
-    return tuple(RuleRefusal(r.check, str(r.rule), view + r.why) for r in verdict.refusals)
-
-
-def unaligned_refusal(unaligned: Unaligned, rule: str, finding: str) -> RuleRefusal:
-    view = f"{MIRRORED_VIEW}: " if unaligned.mirrored else ""
-    return RuleRefusal(rule, finding, view + unaligned.why)
-
-
-class Evidence:
-    """Method strings recorded in each Decision: which evidence decided."""
-
-    SHA256 = "default:sha256"
-    HASH_QUICK = "default:hash+quick-pixels"
-    HASH_PIXELS = "default:hash+pixels"
-    KEYPOINTS = "default:orb+ransac+pixels"
-    CLUSTER = "default:hash-cluster"
-
-
-# The decisions an evaluation makes only after the visual-word stage
-WORD_STAGE_EVIDENCE = frozenset({Evidence.KEYPOINTS, Evidence.CLUSTER})
-
-
-@dataclass(frozen=True)
-class ShortlistParams:
-    """How many candidates each source contributes and how many are verified.
-
-    hash_radius / hash_limit: 256-bit neighbours (unrelated images sit near 128 bits; 40 keeps
-    the dev recall of 48, at ~0.8 ms per index search at 1M stored instead of ~3);
-    coarse_radius / coarse_limit: 64-bit layout neighbours (symmetric or flat images);
-    fast_max_aspect_change: |log aspect ratio change| beyond which dihedral alignment is moot
-    (the alignment scales each axis on its own, so a copy stretched 1.5x still aligns; stress
-    set stretch recall 0.11 -> 0.50 at 0.4);
-    fast_max_distance: 256-bit distance beyond which the dihedral alignment is not tried either
-    (layout-hash neighbours reach ~150; on the dev set no pair beyond 89 bits passed it, and 219
-    pixel checks, ~9 ms each, were spent above 90);
-    word_limit / word_min_words: visual-word candidates per view and the shared words they need
-    (4 with multi-probe queries: keeps chance candidates at ~0.4 per query at 1M stored, see
-    visual_words; dev recall is the same at 3 and 4, 3 verified ~9% more candidates on dev and
-    filled the shortlist with random images in the 1M benchmark);
-    max_verified: keypoint verifications per upload (the decision's cost bound). Word limit and
-    verifications 6/6 -> 12/12: stress set 663 -> 676 true positives (12/8: 668, 20/20: 678),
-    dev 744 -> 745; only uploads that no hash neighbour verifies pay (dev p99 113 -> ~150 ms);
-    close_hash_distance: hash neighbours this close are verified before word candidates.
-    """
-
-    hash_radius: int = 40
-    hash_limit: int = 3
-    coarse_radius: int = 6
-    coarse_limit: int = 3
-    fast_max_aspect_change: float = 0.4
-    fast_max_distance: int = 96
-    word_limit: int = 12
-    word_min_words: int = 4
-    max_verified: int = 12
-    close_hash_distance: int = 40
-
-
-SHORTLIST = ShortlistParams()
-# An entry added this near an upload would be one of its candidates (engine.delta)
-REACH = Reach(SHORTLIST.hash_radius, SHORTLIST.coarse_radius, SHORTLIST.word_min_words)
-# Keypoint candidates from this rank on (0: the strongest evidence) are screened on their
-# query's strongest keypoints before full matching (verify.PRESCREEN_KEYPOINTS): true copies at
-# the first two ranks may show little there, none further down did on the dev or stress sets.
-PRESCREEN_FROM_RANK = 2
-GEOMETRY = GeometryThresholds()
-PIXELS = PixelThresholds()
-FAST_PIXELS = PixelThresholds()
+# The reason a byte-identical upload records (the others are verify.PixelRule names and
+# pair_checks.REASON_QUICK_CLEAN_COPY).
+REASON_IDENTICAL_BYTES = "identical-bytes"
+IDENTICAL_BYTES = Verified(REASON_IDENTICAL_BYTES)
 
 
 @dataclass(frozen=True)
@@ -391,36 +277,6 @@ def _sha_code(sha256: bytes) -> np.ndarray:
     return np.frombuffer(sha256, np.uint8, SHA256_INDEX_BYTES)
 
 
-def _earliest_passing(
-    candidates: list[Candidate],
-    image_key: Callable[[int], int],
-    run: Callable[[Candidate], Outcome],
-    refused: list[tuple[Candidate, Refused]] | None = None,
-) -> tuple[int, str, Verified] | None:
-    """Run checks in order until one passes, then only those of candidates whose image was
-    stored earlier (``image_key``: an alias ranks as the image it shows), so the earliest stored
-    image that verifies is the reference. ``refused`` gains every refused check, in order."""
-    best: tuple[int, int, str, Verified] | None = None  # (image key, key, how, evidence)
-    tried: set[tuple[int, str]] = set()
-    for candidate in candidates:
-        key, how = candidate.key, candidate.how
-        rank = image_key(key)
-        if best is not None and rank >= best[0]:
-            continue
-        if (key, how) in tried:
-            continue
-        tried.add((key, how))
-        outcome = run(candidate)
-        if isinstance(outcome, Verified):
-            best = (rank, key, how, outcome)
-        elif refused is not None:
-            refused.append((candidate, outcome))
-    return None if best is None else (best[1], best[2], best[3])
-
-
-def _is_reflection(variant: int) -> bool:
-    """Whether dihedral op ``variant`` (mirror, flip, transpose bits) reverses orientation."""
-    return bin(variant & 0b111).count("1") % 2 == 1
 
 
 class DefaultMethod:
@@ -516,10 +372,10 @@ class DefaultMethod:
         # most copies end at a hash neighbour's pixel check; only the others pay for the
         # visual-word query (the stage that grows most with the number stored) and keypoints
         tried: list[tuple[Candidate, Refused]] = []
-        found = _earliest_passing(fast, self._image_key, run, tried)
+        found = earliest_passing(fast, self._image_key, run, tried)
         if found is None:
             candidates = self._keypoint_checks(sig, hash_hits, by_hash)
-            found = _earliest_passing(candidates, self._image_key, run, tried)
+            found = earliest_passing(candidates, self._image_key, run, tried)
         refused = self._refused_candidates(tried)
         if found is not None:
             key, how, verified = found
@@ -527,7 +383,7 @@ class DefaultMethod:
             image_id = self._id_of_key[key]
             assert image_id is not None
             return self._duplicate(upload_id, image_id, dist, how, key, verified, refused)
-        return self._cluster_rule(upload_id, sig, refused)
+        return cluster_rule(self._clusters, upload_id, sig.code, refused)
 
     def _refused_candidates(
         self, tried: list[tuple[Candidate, Refused]]
@@ -547,51 +403,6 @@ class DefaultMethod:
             return candidate.check()
         how = f"{candidate.how} {candidate.params}"
         return checks.run(CheckKey(self._entry_id(candidate.key), how), candidate.check)
-
-    def _cluster_rule(
-        self, upload_id: str, sig: DefaultSignature, refused: tuple[RefusedCandidate, ...]
-    ) -> Decision:
-        """The seed's rule for an upload that copies nothing: a new cluster when no center is
-        near, else it joins the nearest (``refused``: the candidates the verifier refused)."""
-        return self._cluster_decision(upload_id, self._clusters.nearest(sig.code), refused)
-
-    def _cluster_rule_since(
-        self, upload_id: str, sig: DefaultSignature, matched: Decision, position: int
-    ) -> Decision:
-        """The cluster rule now, from a match's at ``position``: the nearest cluster then is
-        still the nearest of those no change touched since, so only the touched ones are
-        measured again (the nearest search costs ~10 ms at a million clusters). The match's
-        refused candidates stand: no change since brought or took a candidate (engine.delta)."""
-        changed = self._changes.clusters_since(position)
-        if matched.kind is DecisionKind.MERGE_CENTER and matched.cluster_id in changed:
-            # the nearest itself moved
-            return self._cluster_rule(upload_id, sig, matched.refused)
-        best = None
-        if matched.kind is DecisionKind.MERGE_CENTER:
-            assert matched.distance is not None
-            best = NearestCluster(matched.cluster_id, int(matched.distance))
-        near = self._clusters.nearest_of(sig.code, changed)
-        if near is not None and self._clusters.founded_before(near, best):
-            best = near
-        return self._cluster_decision(upload_id, best, matched.refused)
-
-    def _cluster_decision(
-        self, upload_id: str, near: NearestCluster | None, refused: tuple[RefusedCandidate, ...]
-    ) -> Decision:
-        if near is None:
-            return Decision(
-                upload_id, DecisionKind.NEW_CLUSTER, upload_id, upload_id, None, Evidence.CLUSTER,
-                refused=refused,
-            )
-        return Decision(
-            upload_id,
-            DecisionKind.MERGE_CENTER,
-            upload_id,
-            near.cluster_id,
-            float(near.distance),
-            Evidence.CLUSTER,
-            refused=refused,
-        )
 
     @property
     def position(self) -> int:
@@ -633,7 +444,9 @@ class DefaultMethod:
         if matched.is_duplicate:
             return Settled(matched, reevaluated=False)
         return Settled(
-            self._cluster_rule_since(upload_id, sig, matched, position), reevaluated=False
+            cluster_rule_since(
+                self._clusters, self._changes, upload_id, sig.code, matched, position
+            ), reevaluated=False
         )
 
     def _counted_keys(self) -> int:
@@ -662,7 +475,7 @@ class DefaultMethod:
                 )
                 for key, _ in hits
             ]
-            found = _earliest_passing(candidates, self._image_key, run)
+            found = earliest_passing(candidates, self._image_key, run)
             if found is not None:
                 key = found[0]
                 image_id = self._id_of_key[key]
@@ -674,47 +487,25 @@ class DefaultMethod:
         return None
 
     def _quick_check(self, sig: DefaultSignature, key: int, variant: int) -> Outcome:
-        stored = record_thumb(self._record(key))
-        clean = quick_clean_copy(apply_dihedral(sig.local.thumb, variant), stored)
-        return QUICK_CLEAN if clean else NOT_QUICK_CLEAN
+        return quick_check(sig.local.thumb, self._record(key), variant)
 
     def _keypoint_checks(
         self, sig: DefaultSignature, hash_hits: dict[int, tuple[int, int]], by_hash: list[int]
     ) -> list[Candidate]:
-        """Keypoint verifications of the strongest few candidates: close hashes, then the best
-        visual-word scores, then the other hash neighbours (``by_hash``: nearest first)."""
-        # which views (upright / mirrored) have evidence for each candidate: a hash variant's
-        # reflection parity, or the words of the upright or mirrored keypoints
-        views: dict[int, list[bool]] = {k: [_is_reflection(v)] for k, (_, v) in hash_hits.items()}
-        scored: dict[int, float] = {}
-        by_view = self._words.query_views(
+        """Keypoint verifications of the strongest few candidates (candidates.keypoint_order)."""
+        word_hits = self._words.query_views(
             [sig.local.keypoints.descriptors, sig.mirror.descriptors],
             SHORTLIST.word_limit,
             SHORTLIST.word_min_words,
             self._counted_keys(),
         )
-        for mirrored, hits in zip((False, True), by_view, strict=True):
-            for wv in hits:
-                scored[wv.key] = max(scored.get(wv.key, 0.0), wv.votes)
-                if mirrored not in views.setdefault(wv.key, []):
-                    views[wv.key].append(mirrored)
-        close = [k for k in by_hash if hash_hits[k][0] <= SHORTLIST.close_hash_distance]
-        by_words = sorted(scored, key=lambda k: (-scored[k], k))
-        ranked: list[int] = []
-        for key in close + by_words + by_hash:
-            if key not in ranked:
-                ranked.append(key)
-        candidates = []
-        for rank, k in enumerate(ranked[: SHORTLIST.max_verified]):
-            key_views, screen = tuple(views[k]), rank >= PRESCREEN_FROM_RANK
-            params = "views " + "".join("m" if m else "u" for m in key_views)
-            candidates.append(
-                Candidate(
-                    k, Evidence.KEYPOINTS, params + (" screened" if screen else ""),
-                    partial(self._keypoint_check, sig, k, key_views, screen),
-                )
+        return [
+            Candidate(
+                c.key, Evidence.KEYPOINTS, c.params,
+                partial(self._keypoint_check, sig, c.key, c.views, c.screen),
             )
-        return candidates
+            for c in keypoint_order(hash_hits, by_hash, word_hits)
+        ]
 
     def shortlist_ms(self, sig: DefaultSignature) -> dict[str, float]:
         """Milliseconds of the index work of one decision, by stage (no verification): the part
@@ -768,32 +559,8 @@ class DefaultMethod:
             refused,
         )
 
-    def _hash_candidates(self, sig: DefaultSignature) -> dict[int, tuple[int, int]]:
-        """key -> (best 256-bit distance over dihedral variants, that variant), for the nearest
-        few by the 256-bit hash plus the nearest few by the 64-bit layout hash."""
-        best: dict[int, tuple[int, int]] = {}
-        for k in QUERY_VARIANTS:
-            for key, dist in self._hashes.search(
-                sig.hashes[k], SHORTLIST.hash_radius, SHORTLIST.hash_limit
-            ):
-                if key not in best or dist < best[key][0]:
-                    best[key] = (dist, k)
-        ranked = sorted(best.items(), key=lambda kv: (kv[1][0], kv[0]))[: SHORTLIST.hash_limit]
-        out = dict(ranked)
-        coarse: dict[int, tuple[int, int]] = {}
-        for k in QUERY_VARIANTS:
-            for key, dist in self._coarse.search(
-                sig.coarse[k], SHORTLIST.coarse_radius, SHORTLIST.coarse_limit
-            ):
-                if key not in coarse or dist < coarse[key][0]:
-                    coarse[key] = (dist, k)
-        for key, (_, k) in sorted(coarse.items(), key=lambda kv: (kv[1][0], kv[0]))[
-            : SHORTLIST.coarse_limit
-        ]:
-            if key not in out:
-                code = self._code_of(key)
-                out[key] = (int(np.bitwise_count(sig.hashes[k] ^ code).sum()), k)
-        return out
+    def _hash_candidates(self, sig: DefaultSignature) -> HashHits:
+        return hash_candidates(self._hashes, self._coarse, sig.hashes, sig.coarse)
 
     def _image_key(self, key: int) -> int:
         """The key of the stored image that ``key`` (an image or an alias) shows."""
@@ -819,33 +586,14 @@ class DefaultMethod:
         code = self._code_of(key)
         return int(np.bitwise_count(sig.hashes ^ code[None, :]).sum(axis=1).min())
 
-    def _stored_features(self, key: int) -> LocalFeatures:
-        lf, _ = local_features_from_bytes(self._record(key))
-        return lf
-
     def fast_evidence(
         self, sig: DefaultSignature, key: int, variant: int
     ) -> PixelCheck | Unaligned:
         """Pixel check of the thumbnails aligned by the hash's dihedral op (no keypoints)."""
-        stored = self._stored_features(key)
-        q = apply_dihedral(sig.local.thumb, variant)
-        qh, qw = q.shape[:2]
-        sh, sw = stored.thumb.shape[:2]
-        change = abs(float(np.log((qw / qh) / (sw / sh))))
-        if change > SHORTLIST.fast_max_aspect_change:
-            limit = SHORTLIST.fast_max_aspect_change
-            return Unaligned(f"aspect change {change:.2f} > fast_max_aspect_change {limit}")
-        affine = np.array([[qw / sw, 0.0, 0.0], [0.0, qh / sh, 0.0]])
-        return pixel_check(q, stored.thumb, affine)
+        return fast_evidence(sig.local.thumb, self._record(key), variant)
 
     def _fast_check(self, sig: DefaultSignature, key: int, variant: int) -> Outcome:
-        ev = self.fast_evidence(sig, key, variant)
-        if isinstance(ev, Unaligned):
-            return Refused((unaligned_refusal(ev, DIHEDRAL_RULE, ASPECT_CHANGED),))
-        verdict = ev.verdict(FAST_PIXELS)
-        if verdict.accepted:
-            return Verified(verdict.rule, refusals=rule_refusals(verdict))
-        return Refused(rule_refusals(verdict))
+        return fast_check(sig.local.thumb, self._record(key), variant)
 
     def keypoint_evidence(
         self,
@@ -855,50 +603,13 @@ class DefaultMethod:
         stop: PixelThresholds | None = None,
         screen: bool = False,
     ) -> list[Aligned | Unaligned]:
-        """Pixel checks for each view (False: as uploaded, True: mirrored), or why its geometry
-        did not verify; with ``stop``, later views are skipped once one passes those
-        thresholds; ``screen``: the geometry may refuse on the strongest keypoints first."""
-        record = self._record(key)
-        stored_keypoints = record_keypoints(record)
-        stored: LocalFeatures | None = None  # the thumbnail is decoded once geometry holds
-        out: list[Aligned | Unaligned] = []
-        for mirrored in views:
-            keypoints = sig.mirror if mirrored else sig.local.keypoints
-            geo = fit_geometry(keypoints, stored_keypoints, GEOMETRY, screen)
-            if isinstance(geo, NoGeometry):
-                out.append(Unaligned(geo.why, mirrored))
-                continue
-            if stored is None:
-                stored, _ = local_features_from_bytes(record)
-            thumb = np.ascontiguousarray(sig.local.thumb[:, ::-1]) if mirrored else sig.local.thumb
-            affine = thumb_affine(geo.affine, sig.local, stored)
-            ev = pixel_check(thumb, stored.thumb, affine)
-            if not ev.passes(PIXELS) and ev.ncc >= REFINE_MIN_NCC:
-                refined = refine_alignment(thumb, stored.thumb, affine)
-                if refined is not None:
-                    again = pixel_check(thumb, stored.thumb, refined)
-                    if again.passes(PIXELS):
-                        ev, affine = again, refined
-            (qh, qw), (sh, sw) = thumb.shape[:2], stored.thumb.shape[:2]
-            out.append(Aligned(ev, region_shown(affine, (qw, qh), (sw, sh)), mirrored))
-            if stop is not None and ev.passes(stop):
-                break
-        return out
+        """pair_checks.keypoint_evidence of the upload against the entry under ``key``."""
+        return keypoint_evidence(sig.local, sig.mirror, self._record(key), views, stop, screen)
 
     def _keypoint_check(
         self, sig: DefaultSignature, key: int, views: tuple[bool, ...], screen: bool
     ) -> Outcome:
-        """The first view that passes, or every view's refusals in the order tried."""
-        refusals: list[RuleRefusal] = []
-        for view in self.keypoint_evidence(sig, key, views, PIXELS, screen):
-            if isinstance(view, Unaligned):
-                refusals.append(unaligned_refusal(view, GEOMETRY_RULE, NO_GEOMETRY))
-                continue
-            verdict = view.check.verdict(PIXELS)
-            if verdict.accepted:
-                return Verified(verdict.rule, view.region, rule_refusals(verdict, view.mirrored))
-            refusals.extend(rule_refusals(verdict, view.mirrored))
-        return Refused(tuple(refusals))
+        return keypoint_check(sig.local, sig.mirror, self._record(key), views, screen)
 
     # ------------------------------------------------------------------ state
     def apply(self, decision: Decision, sig: DefaultSignature, seq: int | None = None) -> bool:

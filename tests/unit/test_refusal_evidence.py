@@ -17,6 +17,7 @@ from stream_processors.decider import (
     decision_to_info,
 )
 from stream_processors.engine import default_method as dm
+from stream_processors.engine import pair_checks as pc
 from stream_processors.engine.checks import CheckMemo
 from stream_processors.engine.decision import Decision, DecisionKind, RefusedCandidate
 from stream_processors.engine.decode import decode_image
@@ -109,7 +110,7 @@ def test_a_candidate_whose_keypoints_align_nothing_is_refused_by_geometry() -> N
     [refused] = d.refused
     assert (refused.entry_id, refused.check) == ("d0", Evidence.KEYPOINTS)
     geometry = refused.refusals[0]
-    assert (geometry.rule, geometry.finding) == (dm.GEOMETRY_RULE, dm.NO_GEOMETRY)
+    assert (geometry.rule, geometry.finding) == (pc.GEOMETRY_RULE, pc.NO_GEOMETRY)
     assert "inliers" in geometry.why and "< min_inliers 10" in geometry.why
 
 
@@ -122,7 +123,7 @@ def test_a_stretched_copy_is_refused_by_the_hash_alignment_for_its_aspect(
     d = _decide(m, "stretched", encode(stretched, ".png"))
     hashed = next(c for c in d.refused if c.check == Evidence.HASH_PIXELS)
     [aspect] = hashed.refusals
-    assert (aspect.rule, aspect.finding) == (dm.DIHEDRAL_RULE, dm.ASPECT_CHANGED)
+    assert (aspect.rule, aspect.finding) == (pc.DIHEDRAL_RULE, pc.ASPECT_CHANGED)
     assert aspect.why == "aspect change 0.80 > fast_max_aspect_change 0.4"
 
 
