@@ -27,11 +27,13 @@ PIXELS = PixelThresholds()
 
 
 def test_the_rules_in_their_order() -> None:
-    """Coverage and colours refuse what the others cannot judge; the clean-copy rule accepts
-    most copies; the overlay rules take what it refuses for a pasted caption or stickers."""
+    """Coverage, colours and a lone silhouette refuse what the others cannot judge; the
+    clean-copy rule accepts most copies; the overlay rules take what it refuses for a pasted
+    caption or stickers."""
     assert [rule.name for rule in RULES] == [
         "coverage",
         "colours",
+        "silhouette",
         "clean-copy",
         "overlay",
         "overlays",

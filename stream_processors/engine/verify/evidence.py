@@ -17,6 +17,7 @@ from stream_processors.engine.verify import rules
 from stream_processors.engine.verify.rules.colour import GREYSCALE_MAX_GAP, GREYSCALE_MIN_FLIP
 
 if TYPE_CHECKING:
+    from stream_processors.engine.verify.silhouette import SilhouetteContent
     from stream_processors.engine.verify.thresholds import PixelThresholds
     from stream_processors.engine.verify.verdict import Verdict
 
@@ -98,6 +99,8 @@ class PixelCheck:
     ncc_unshaded: float = 0.0  # ncc after the smooth residual (vignette, uneven tint) is removed
     # the disagreement as a few separate blobs, when the largest alone leaves much outside it
     overlays: OverlayBlob | None = None
+    # the agreement beyond the stored picture's silhouette (None: not measured)
+    silhouette: SilhouetteContent | None = None
 
     def passes(self, t: PixelThresholds) -> bool:
         return self.verdict(t).accepted

@@ -24,6 +24,7 @@ from stream_processors.engine.verify.blobs import overlay_blobs
 from stream_processors.engine.verify.chroma import colour_shift
 from stream_processors.engine.verify.evidence import PixelCheck
 from stream_processors.engine.verify.geometry import invert, mapped_area
+from stream_processors.engine.verify.silhouette import silhouette_content
 
 _SMOOTH_SIGMA = 1.0
 _DIFF_LEVEL = 0.12  # colour residual (0..1) above which an aligned pixel disagrees
@@ -148,6 +149,9 @@ def pixel_check(
         colour,
         masked_ncc(q_grey, s_grey, valid_u8),
         overlays,
+        # the stored side unfitted: the fit and the smooth residual would carry the query's own
+        # content into it
+        silhouette_content(q_grey, mean_grey(warped), valid_u8),
     )
 
 

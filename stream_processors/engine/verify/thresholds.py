@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stream_processors.engine.verify.rules import clean_copy, colour, coverage, overlay, overlays
+from stream_processors.engine.verify.rules import (
+    clean_copy,
+    colour,
+    coverage,
+    overlay,
+    overlays,
+    silhouette,
+)
 
 
 @dataclass(frozen=True)
@@ -35,3 +42,6 @@ class PixelThresholds:
     max_chroma_flip: float = colour.MAX_CHROMA_FLIP
     max_hue_shift_deg: float = colour.MAX_HUE_SHIFT_DEG
     max_ink_flip: float = colour.MAX_INK_FLIP
+    silhouette_share: float = silhouette.SILHOUETTE_SHARE
+    min_content_level: float = silhouette.MIN_CONTENT_LEVEL
+    min_content_ncc: float = silhouette.MIN_CONTENT_NCC

@@ -28,6 +28,7 @@ class PixelRule(StrEnum):
     SMALL_PART = "small-part-of-larger"  # the smaller is a small piece of the larger
     COLOURS_CHANGED = "colours-changed"  # colours flipped, not filtered (ColourShift)
     LAYOUT_DIFFERS = "layout-differs"  # the grey layouts do not correlate
+    SILHOUETTE_ONLY = "silhouette-only"  # one silhouette agrees, the content inside it does not
     DETAIL_DIFFERS = "detail-differs"  # the fine detail does not correlate
     CHANGED_DETAIL = "changed-detail"  # pixels disagree strongly (a trait, a pip)
     FAINT_CHANGE = "faint-change"  # too many pixels disagree faintly

@@ -14,7 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from stream_processors.engine.verify.rules import clean_copy, colour, coverage, overlay, overlays
+from stream_processors.engine.verify.rules import (
+    clean_copy,
+    colour,
+    coverage,
+    overlay,
+    overlays,
+    silhouette,
+)
 from stream_processors.engine.verify.verdict import Finding, Refusal, Verdict
 
 if TYPE_CHECKING:
@@ -34,6 +41,7 @@ class Rule:
 RULES: tuple[Rule, ...] = (
     Rule("coverage", coverage.judge),
     Rule("colours", colour.judge),
+    Rule("silhouette", silhouette.judge),
     Rule("clean-copy", clean_copy.judge),
     Rule("overlay", overlay.judge),
     Rule("overlays", overlays.judge),
