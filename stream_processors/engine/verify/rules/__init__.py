@@ -2,10 +2,11 @@
 
 Why a table: which rule accepted a pair, or which refused it and on which figure, should be
 readable from one place, and a rule should change in its own module with its own thresholds
-and tests. The order is the rules' logic: coverage and colours refuse what the others cannot
-judge (their refusals are final); the clean-copy rule accepts most copies; the overlay rules
-accept what it refuses for a pasted caption or stickers, and refuse finally a pasted overlay on
-another picture. A pair no rule accepts is refused by the final refusal, else by the first.
+and tests. The order is the rules' logic: coverage, colours and a lone shared silhouette
+refuse what the others cannot judge (their refusals are final); the clean-copy rule accepts
+most copies; the overlay rules accept what it refuses for a pasted caption or stickers, and
+refuse finally a pasted overlay on another picture. A pair no rule accepts is refused by the
+final refusal, else by the first.
 """
 
 from __future__ import annotations
