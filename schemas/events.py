@@ -112,6 +112,17 @@ class CheckInfo:
     refusals: tuple[RefusalInfo, ...] = ()
 
 
+@dataclass(frozen=True)
+class QueryInfo:
+    """One index query a match made (see engine.index_queries): its ``name`` (the query and
+    its parameters) and its ranked answer, the ``entries`` (stored images' or aliases' upload
+    ids) with their ``values`` (distance or score)."""
+
+    name: str
+    entries: tuple[str, ...]
+    values: tuple[float, ...]
+
+
 class Event:
     """Base of all events: the payload field (if any) travels as raw bytes after the header."""
 
@@ -381,6 +392,7 @@ class MatchEvent(Event):
     match_seconds: float
     feature: bytes
     checks: tuple[CheckInfo, ...] = ()  # what the evaluation verified, refusals too
+    queries: tuple[QueryInfo, ...] = ()  # what its index queries answered
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,9 @@ What is measured, and why this way:
   decide (``commit_pass``): the match is ``evaluate`` on the index as it is, the commit
   ``settle`` (the changes since the match, engine.delta) plus ``apply``, with COMMIT_WINDOW
   uploads in flight; ``commit_reevaluated`` counts the commits that had to evaluate again, and
-  ``commit_checks_run`` the verifications those ran that their matches had not (engine.checks).
+  ``commit_checks_run`` the verifications those ran that their matches had not (engine.checks)
+  and ``commit_index_queried`` those that queried the index instead of merging their match's
+  answers with the entries added since (engine.index_queries).
 * ``index_points`` times the global-hash stage alone on ``HammingIndex`` bulk-loaded
   (``add_many``): the QUERY_VARIANTS radius searches with the default method's shortlist radius and
   limit, plus the nearest-cluster-center search; ``bytes_per_image`` is both indexes' bytes / N.
@@ -339,6 +341,7 @@ def bench_default_into(
                 "commit_ms_p99": _percentiles(split.commit_ms)[1],
                 "commit_reevaluated": split.reevaluated,
                 "commit_checks_run": split.checks_run,
+                "commit_index_queried": split.index_queried,
                 "decide_ms_mean": round(float(np.mean(times)), 4),
                 "new_image_ms_p50": _percentiles(new_image)[0] if new_image else None,
                 "bytes_per_image": round(
@@ -363,6 +366,7 @@ class SplitTimes:
     commit_ms: list[float]
     reevaluated: int
     checks_run: int  # verifications the commits ran that their matches had not
+    index_queried: int  # evaluations again that queried the index (engine.index_queries)
 
 
 def commit_pass(
@@ -379,11 +383,12 @@ def commit_pass(
     commit_ms: list[float] = []
     reevaluated = 0
     checks_run = 0
+    index_queried = 0
     in_flight: list[tuple[str, Any, Any, int, CheckMemo]] = []
     committed: list[tuple[str, Any]] = []
 
     def commit_one() -> None:
-        nonlocal reevaluated, checks_run
+        nonlocal reevaluated, checks_run, index_queried
         upload_id, sig, matched, position, checks = in_flight.pop(0)
         t = time.perf_counter()
         settled = method.settle(upload_id, sig, matched, position, checks)
@@ -392,6 +397,7 @@ def commit_pass(
         commit_ms.append((time.perf_counter() - t) * 1e3)
         reevaluated += settled.reevaluated
         checks_run += settled.checks_run
+        index_queried += settled.index_queried
 
     for j in rng.permutation(len(queries)).tolist():
         sig = queries[j]
@@ -411,7 +417,7 @@ def commit_pass(
             method.remove_alias(upload_id)
         else:
             method.remove(upload_id)
-    return SplitTimes(match_ms, commit_ms, reevaluated, checks_run)
+    return SplitTimes(match_ms, commit_ms, reevaluated, checks_run, index_queried)
 
 
 # ----------------------------------------------------------------------------- main

@@ -28,8 +28,9 @@ in between; disk per stored image is each data dir's growth over the images stor
 floor is decode + extract in a spawned process pool on every core over a sample of phase 1's
 images, in the same run, after the pipeline has drained. ``worker_stage_ms_mean`` is the workers'
 own extract/decide/match/commit histograms (wall time) from Prometheus, to split the worker's
-share; ``commit_ms_p50``/``p99``, ``match_ms_p50``/``p99``, ``commit_reevaluated`` (and the
-verifications those ran that their matches had not, ``commit_checks_run``),
+share; ``commit_ms_p50``/``p99``, ``match_ms_p50``/``p99``, ``commit_reevaluated`` (the
+verifications those ran that their matches had not, ``commit_checks_run``, and how many of them
+queried the index instead of merging their match's answers, ``commit_index_queried``),
 ``match_lag_positions_p50``/``p99`` and ``extracted_by_worker``/``matched_by_worker`` come from the
 same histograms over the whole run (``decide_split``): the sequential step, the parallel one, and
 each worker's share.
@@ -702,7 +703,8 @@ def decide_split(settings: Settings) -> dict[str, Any]:
                 f"{stage}_ms_p{round(q * 100)}")
             out[name] = None if math.isnan(value) else round(value * scale, 3)
     for name, metric in (("commit_reevaluated", "picnix_commit_reevaluated_total"),
-                         ("commit_checks_run", "picnix_commit_checks_total")):
+                         ("commit_checks_run", "picnix_commit_checks_total"),
+                         ("commit_index_queried", "picnix_commit_index_queries_total")):
         found = _prometheus(settings, f"sum({metric})")
         out[name] = int(float(found[0]["value"][1])) if found else 0
     for name, metric in (("extracted_by_worker", "picnix_uploads_total"),

@@ -110,7 +110,9 @@ def run(rows: list[Row], method_name: str, seed: int, in_flight: int = 1) -> dic
     oldest is committed (1: each is committed right after its match, as one sequential decide).
     The decisions must be the same at any window (the commit settles each match against the
     changes since, engine.delta); ``commit_reevaluated`` counts the commits that evaluated the
-    upload again, ``commit_ms_p50``/``p99`` the commit's own time (settle + apply)."""
+    upload again (``commit_index_queried`` those of them that queried the index, not merging the
+    match's answers: engine.index_queries), ``commit_ms_p50``/``p99`` the commit's own time
+    (settle + apply)."""
     order = list(rows)
     random.Random(seed).shuffle(order)
     method = build_method(method_name)
@@ -133,12 +135,13 @@ def run(rows: list[Row], method_name: str, seed: int, in_flight: int = 1) -> dic
     commit_ms: list[float] = []
     reevaluated = 0
     checks_run = 0
+    index_queried = 0
     # uploads matched (evaluated on the index as it was) and not yet committed: the split
     # decide's window; each commit settles its match against what the ones before it changed
     pending: deque[tuple[Row, Any, Decision, int, CheckMemo, float]] = deque()
 
     def commit_oldest() -> None:
-        nonlocal tp, fp, true_dups, distractor_fp, reevaluated, checks_run
+        nonlocal tp, fp, true_dups, distractor_fp, reevaluated, checks_run, index_queried
         row, sig, matched, position, checks, match_ms = pending.popleft()
         t = time.perf_counter()
         settled = method.settle(row.upload_id, sig, matched, position, checks)
@@ -147,6 +150,7 @@ def run(rows: list[Row], method_name: str, seed: int, in_flight: int = 1) -> dic
         decide_ms.append(match_ms + commit_ms[-1])
         reevaluated += settled.reevaluated
         checks_run += settled.checks_run
+        index_queried += settled.index_queried
         decision = settled.decision
         kinds[str(decision.kind)] += 1
         is_true = row.group_id in seen_groups
@@ -239,6 +243,7 @@ def run(rows: list[Row], method_name: str, seed: int, in_flight: int = 1) -> dic
         "commit_ms_p99": round(_pct(commit_ms, 99), 3),
         "commit_reevaluated": reevaluated,
         "commit_checks_run": checks_run,
+        "commit_index_queried": index_queried,
         "rejected": rejected,
         "false_positive_examples": errors[:20],
     }
@@ -266,7 +271,8 @@ def _print_text(res: dict[str, Any]) -> None:
     print(
         f"in flight {res['in_flight']}: commit ms p50 {res['commit_ms_p50']} p99 "
         f"{res['commit_ms_p99']}, evaluated again {res['commit_reevaluated']} "
-        f"(running {res['commit_checks_run']} verifications their matches had not)"
+        f"(running {res['commit_checks_run']} verifications their matches had not; "
+        f"{res['commit_index_queried']} queried the index)"
     )
 
 

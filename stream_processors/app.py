@@ -348,6 +348,8 @@ def _count_settled(match: MatchEvent, settled: Settled, position: int) -> None:
     if settled.reevaluated:
         metrics.REEVALUATED.inc()
         metrics.COMMIT_CHECKS.inc(settled.checks_run)
+        if settled.index_queried:
+            metrics.COMMIT_QUERIES.inc()
     metrics.MATCH_LAG.observe(max(0, position - match.position))
 
 

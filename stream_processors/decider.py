@@ -40,6 +40,7 @@ from schemas.events import (
     PostDeleteEvent,
     PostUpdatedEvent,
     PostUpdateEvent,
+    QueryInfo,
     RefusalInfo,
     RefusedCandidateInfo,
     RegionInfo,
@@ -56,6 +57,7 @@ from stream_processors.engine.decision import (
     Settled,
 )
 from stream_processors.engine.delta import NO_POSITION
+from stream_processors.engine.index_queries import QueryRecord
 from stream_processors.engine.method import DedupMethod
 
 REASON_UNKNOWN_POST = "unknown-post"
@@ -218,7 +220,7 @@ class Decider:
         matched = decision_from_info(match.upload_id, match.decision)
         return self._method.settle(
             pending.feature.upload_id, pending.signature, matched, match.position,
-            checks_from_info(match.checks),
+            checks_from_info(match.checks, match.queries),
         )
 
     def search(self, signature: Any) -> SearchResult:
@@ -413,7 +415,17 @@ def checks_to_info(checks: CheckMemo) -> tuple[CheckInfo, ...]:
     return tuple(out)
 
 
-def checks_from_info(infos: tuple[CheckInfo, ...]) -> CheckMemo:
+def queries_to_info(checks: CheckMemo) -> tuple[QueryInfo, ...]:
+    """The memo's index answers as the match event carries them (entry ids, not keys)."""
+    return tuple(
+        QueryInfo(name, tuple(e for e, _ in answer), tuple(v for _, v in answer))
+        for name, answer in checks.queries.items()
+    )
+
+
+def checks_from_info(
+    infos: tuple[CheckInfo, ...], queries: tuple[QueryInfo, ...] = ()
+) -> CheckMemo:
     def outcome(info: CheckInfo) -> Outcome:
         refusals = _refusals_from_info(info.refusals)
         if info.reason is None:
@@ -421,7 +433,12 @@ def checks_from_info(infos: tuple[CheckInfo, ...]) -> CheckMemo:
         region = None if info.region is None else Region(**dataclasses.asdict(info.region))
         return Verified(info.reason, region, refusals)
 
-    return CheckMemo((CheckKey(info.entry_id, info.check), outcome(info)) for info in infos)
+    record = QueryRecord(
+        (q.name, tuple(zip(q.entries, q.values, strict=True))) for q in queries
+    )
+    return CheckMemo(
+        ((CheckKey(info.entry_id, info.check), outcome(info)) for info in infos), record
+    )
 
 
 def decision_from_info(upload_id: str, info: DecisionInfo) -> Decision:

@@ -42,6 +42,11 @@ REEVALUATED = Counter(
     "picnix_commit_reevaluated_total",
     "Matches the commit evaluated again: a change since the match could have altered it",
 )
+COMMIT_QUERIES = Counter(
+    "picnix_commit_index_queries_total",
+    "Evaluations again that queried the index: their match's answers could not be merged with"
+    " the entries added since (a removal, a new word-statistics epoch, a stage it never reached)",
+)
 COMMIT_CHECKS = Counter(
     "picnix_commit_checks_total",
     "Verifications the commit ran itself in evaluating again: those its match had not run",

@@ -23,7 +23,12 @@ from schemas.events import (
     MatchEvent,
     parse_event,
 )
-from stream_processors.decider import checks_to_info, decision_from_info, decision_to_info
+from stream_processors.decider import (
+    checks_to_info,
+    decision_from_info,
+    decision_to_info,
+    queries_to_info,
+)
 from stream_processors.engine.checks import CheckMemo
 from stream_processors.engine.method import DedupMethod
 
@@ -79,5 +84,5 @@ class IndexReplica:
         return MatchEvent(
             upload_id=feature.upload_id, decision=decision_to_info(decision), position=position,
             match_seconds=time.perf_counter() - started, feature=record,
-            checks=checks_to_info(checks),
+            checks=checks_to_info(checks), queries=queries_to_info(checks),
         )

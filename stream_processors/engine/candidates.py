@@ -16,7 +16,7 @@ import numpy as np
 
 from stream_processors.engine.checks import Check, Outcome, Refused, Verified
 from stream_processors.engine.delta import Reach
-from stream_processors.engine.hamming_index import HammingIndex
+from stream_processors.engine.index_queries import IndexQueries
 from stream_processors.engine.visual_words import WordVotes
 
 # Dihedral variants of the query searched in the hash indexes: as uploaded and mirrored. The
@@ -151,23 +151,22 @@ def is_reflection(variant: int) -> bool:
 
 
 def hash_candidates(
-    hashes: HammingIndex, coarse: HammingIndex, query_hashes: np.ndarray, query_coarse: np.ndarray
+    queries: IndexQueries, code_of: Callable[[int], np.ndarray], query_hashes: np.ndarray
 ) -> HashHits:
     """The nearest few by the 256-bit hash plus the nearest few by the 64-bit layout hash
-    (``query_*``: one row per dihedral variant of the upload)."""
+    (``query_hashes``: one row per dihedral variant of the upload; ``code_of``: a key's
+    256-bit hash)."""
     best: HashHits = {}
     for k in QUERY_VARIANTS:
-        for key, dist in hashes.search(
-            query_hashes[k], SHORTLIST.hash_radius, SHORTLIST.hash_limit
-        ):
+        for key, dist in queries.search("hash", k, SHORTLIST.hash_radius, SHORTLIST.hash_limit):
             if key not in best or dist < best[key][0]:
                 best[key] = (dist, k)
     ranked = sorted(best.items(), key=lambda kv: (kv[1][0], kv[0]))[: SHORTLIST.hash_limit]
     out = dict(ranked)
     layout: HashHits = {}
     for k in QUERY_VARIANTS:
-        for key, dist in coarse.search(
-            query_coarse[k], SHORTLIST.coarse_radius, SHORTLIST.coarse_limit
+        for key, dist in queries.search(
+            "coarse", k, SHORTLIST.coarse_radius, SHORTLIST.coarse_limit
         ):
             if key not in layout or dist < layout[key][0]:
                 layout[key] = (dist, k)
@@ -175,9 +174,7 @@ def hash_candidates(
         : SHORTLIST.coarse_limit
     ]:
         if key not in out:
-            code = hashes.get(key)
-            assert code is not None
-            out[key] = (int(np.bitwise_count(query_hashes[k] ^ code).sum()), k)
+            out[key] = (int(np.bitwise_count(query_hashes[k] ^ code_of(key)).sum()), k)
     return out
 
 

@@ -8,7 +8,8 @@ take a few. Each check is a pure function of the upload's signature and one stor
 The check is named by that entry's id, not by a replica's own key, and by its parameters. So what
 the match's replica verified is what the commit would verify. The commit looks those up and
 verifies only the candidates the changes brought in, and still decides exactly as the full
-evaluation would.
+evaluation would. The memo also carries the answers of the match's index queries, which the
+commit merges with the entries added since (engine.index_queries).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from stream_processors.engine.decision import Region, RuleRefusal
+from stream_processors.engine.index_queries import QueryRecord
 
 
 @dataclass(frozen=True)
@@ -58,11 +60,17 @@ class CheckKey:
 
 
 class CheckMemo:
-    """The outcome of every check run for one upload, refusals included, for the evaluation
-    that follows. ``ran`` and ``reused`` count this memo's own lookups."""
+    """The outcome of every check run for one upload, refusals included, and the answers of
+    its index queries (engine.index_queries), for the evaluation that follows. ``ran`` and
+    ``reused`` count this memo's own lookups."""
 
-    def __init__(self, known: Iterable[tuple[CheckKey, Outcome]] = ()) -> None:
+    def __init__(
+        self,
+        known: Iterable[tuple[CheckKey, Outcome]] = (),
+        queries: QueryRecord | None = None,
+    ) -> None:
         self._outcomes: dict[CheckKey, Outcome] = dict(known)
+        self.queries = QueryRecord() if queries is None else queries
         self.ran = 0
         self.reused = 0
 

@@ -53,15 +53,17 @@ def cluster_rule_since(
     code: np.ndarray,
     matched: Decision,
     position: int,
+    refused: tuple[RefusedCandidate, ...],
 ) -> Decision:
-    """The rule now, from a match's at ``position``: the nearest cluster then is still the
-    nearest of those no change touched since, so only the touched ones are measured again (the
-    nearest search costs ~10 ms at a million clusters). The match's refused candidates stand:
-    no change since brought or took a candidate (engine.delta)."""
+    """The rule now, from a match's at ``position`` (``matched``, which copied nothing): the
+    nearest cluster then is still the nearest of those no change touched since, so only the
+    touched ones are measured again (the nearest search costs ~10 ms at a million clusters).
+    ``refused``: the candidates refused on the way now (the match's, when no change since
+    brought or took a candidate: engine.delta)."""
     changed = changes.clusters_since(position)
     if matched.kind is DecisionKind.MERGE_CENTER and matched.cluster_id in changed:
         # the nearest itself moved
-        return cluster_rule(clusters, upload_id, code, matched.refused)
+        return cluster_rule(clusters, upload_id, code, refused)
     best = None
     if matched.kind is DecisionKind.MERGE_CENTER:
         assert matched.distance is not None
@@ -69,4 +71,4 @@ def cluster_rule_since(
     near = clusters.nearest_of(code, changed)
     if near is not None and clusters.founded_before(near, best):
         best = near
-    return cluster_decision(upload_id, best, matched.refused)
+    return cluster_decision(upload_id, best, refused)

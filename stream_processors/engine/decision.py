@@ -105,9 +105,12 @@ class Decision:
 @dataclass(frozen=True)
 class Settled:
     """The decision a commit makes of a match evaluated on an earlier state of the index, and
-    whether it had to evaluate the upload again (a change since could have altered it), and how
-    many verifications that evaluation ran that the match had not (engine.checks)."""
+    whether it had to evaluate the upload again (a change since could have altered it), how
+    many verifications that evaluation ran that the match had not (engine.checks), and whether
+    it queried the index again (not when the match's answers merged with the entries added
+    since: engine.index_queries)."""
 
     decision: Decision
     reevaluated: bool
     checks_run: int = 0
+    index_queried: bool = False

@@ -61,7 +61,6 @@ from stream_processors.engine.candidates import (
     WORD_STAGE_EVIDENCE,
     Candidate,
     Evidence,
-    HashHits,
     earliest_passing,
     hash_candidates,
     keypoint_order,
@@ -77,6 +76,7 @@ from stream_processors.engine.decision import (
 )
 from stream_processors.engine.delta import (
     NO_POSITION,
+    AddedEntry,
     ChangeLog,
     IndexChange,
     UploadProbe,
@@ -90,6 +90,14 @@ from stream_processors.engine.feature_store import (
     MappingFeatureStore,
 )
 from stream_processors.engine.hamming_index import HammingIndex
+from stream_processors.engine.index_queries import (
+    IndexQueries,
+    LiveQueries,
+    MergedQueries,
+    NotRecorded,
+    QueryRecord,
+    UploadQuery,
+)
 from stream_processors.engine.local_features import (
     Keypoints,
     LocalFeatures,
@@ -277,6 +285,13 @@ def _sha_code(sha256: bytes) -> np.ndarray:
     return np.frombuffer(sha256, np.uint8, SHA256_INDEX_BYTES)
 
 
+def _upload_query(sig: DefaultSignature) -> UploadQuery:
+    return UploadQuery(
+        _sha_code(sig.sha256), sig.hashes, sig.coarse,
+        (sig.local.keypoints.descriptors, sig.mirror.descriptors),
+    )
+
+
 
 
 class DefaultMethod:
@@ -348,18 +363,34 @@ class DefaultMethod:
     def evaluate(
         self, upload_id: str, sig: DefaultSignature, checks: CheckMemo | None = None
     ) -> Decision:
-        run = partial(self._run, checks)
-        exact = self._sha.find(_sha_code(sig.sha256))
+        record = None if checks is None else checks.queries
+        queries = self._live_queries(sig, record)
+        return self._evaluate(
+            upload_id, sig, partial(self._run, checks), queries,
+            partial(cluster_rule, self._clusters, upload_id, sig.code),
+        )
+
+    def _evaluate(
+        self,
+        upload_id: str,
+        sig: DefaultSignature,
+        run: Callable[[Candidate], Outcome],
+        queries: IndexQueries,
+        cluster: Callable[[tuple[RefusedCandidate, ...]], Decision],
+    ) -> Decision:
+        """The cascade, over index answers from ``queries``; ``cluster``: the seed's rule for an
+        upload that copies nothing, given the candidates refused on the way."""
+        exact = queries.exact()
         if exact:
             image_id = self._id_of_key[exact[0]]
             assert image_id is not None
             return self._duplicate(
                 upload_id, image_id, 0.0, Evidence.SHA256, exact[0], IDENTICAL_BYTES
             )
-        quick = self._quick_duplicate(upload_id, sig, run)
+        quick = self._quick_duplicate(upload_id, sig, run, queries)
         if quick is not None:
             return quick
-        hash_hits = self._hash_candidates(sig)
+        hash_hits = hash_candidates(queries, self._code_of, sig.hashes)
         by_hash = sorted(hash_hits, key=lambda k: (hash_hits[k][0], k))
         fast = [
             Candidate(
@@ -374,7 +405,7 @@ class DefaultMethod:
         tried: list[tuple[Candidate, Refused]] = []
         found = earliest_passing(fast, self._image_key, run, tried)
         if found is None:
-            candidates = self._keypoint_checks(sig, hash_hits, by_hash)
+            candidates = self._keypoint_checks(sig, hash_hits, by_hash, queries)
             found = earliest_passing(candidates, self._image_key, run, tried)
         refused = self._refused_candidates(tried)
         if found is not None:
@@ -383,7 +414,7 @@ class DefaultMethod:
             image_id = self._id_of_key[key]
             assert image_id is not None
             return self._duplicate(upload_id, image_id, dist, how, key, verified, refused)
-        return cluster_rule(self._clusters, upload_id, sig.code, refused)
+        return cluster(refused)
 
     def _refused_candidates(
         self, tried: list[tuple[Candidate, Refused]]
@@ -427,11 +458,12 @@ class DefaultMethod:
                 f"upload {upload_id} was matched at position {position}, after this index's "
                 f"{self._position}: the replica ran ahead of the commit"
             )
+        upload = _upload_query(sig)
         probe = UploadProbe(
-            bytes(_sha_code(sig.sha256)),
-            sig.hashes[list(QUERY_VARIANTS)],
-            sig.coarse[list(QUERY_VARIANTS)],
-            (sig.local.keypoints.descriptors, sig.mirror.descriptors),
+            bytes(upload.sha_code),
+            upload.hashes[list(QUERY_VARIANTS)],
+            upload.coarse[list(QUERY_VARIANTS)],
+            upload.views,
             REACH,
             partial(self._words.stop_words, counted_keys=self._counted_keys()),
         )
@@ -439,15 +471,69 @@ class DefaultMethod:
         if not settles_unchanged(probe, self._changes, position, self._position, words_matter):
             memo = CheckMemo() if checks is None else checks
             before = memo.ran
-            decision = self.evaluate(upload_id, sig, memo)
-            return Settled(decision, reevaluated=True, checks_run=memo.ran - before)
+            decision, queried = self._evaluate_again(upload_id, sig, matched, position, memo)
+            return Settled(decision, True, memo.ran - before, queried)
         if matched.is_duplicate:
             return Settled(matched, reevaluated=False)
         return Settled(
             cluster_rule_since(
-                self._clusters, self._changes, upload_id, sig.code, matched, position
+                self._clusters, self._changes, upload_id, sig.code, matched, position,
+                matched.refused,
             ), reevaluated=False
         )
+
+    def _evaluate_again(
+        self,
+        upload_id: str,
+        sig: DefaultSignature,
+        matched: Decision,
+        position: int,
+        memo: CheckMemo,
+    ) -> tuple[Decision, bool]:
+        """``evaluate`` now of an upload matched at ``position``, and whether it queried the
+        index: not when the match's answers merge with the entries added since
+        (engine.index_queries: nothing removed since, the same word-statistics epoch, and
+        the match made every query this evaluation makes)."""
+        added = self._added_since(position)
+        if added is not None and epoch_start(position) == epoch_start(self._position):
+            queries = MergedQueries(
+                _upload_query(sig), memo.queries, added, self._key_of, self._words
+            )
+            cluster: Callable[[tuple[RefusedCandidate, ...]], Decision]
+            if matched.is_duplicate:  # no nearest cluster was measured at the match
+                cluster = partial(cluster_rule, self._clusters, upload_id, sig.code)
+            else:
+                cluster = partial(
+                    cluster_rule_since, self._clusters, self._changes, upload_id, sig.code,
+                    matched, position,
+                )
+            try:
+                return self._evaluate(
+                    upload_id, sig, partial(self._run, memo), queries, cluster
+                ), False
+            except NotRecorded:
+                pass  # the cascade went further than the match's: query the index
+        return self.evaluate(upload_id, sig, memo), True
+
+    def _added_since(self, position: int) -> list[tuple[int, AddedEntry]] | None:
+        """The entries added after ``position`` with their keys, in key order; None if an entry
+        was removed since or the change log no longer reaches back that far."""
+        if not self._changes.reaches(position):
+            return None
+        added = []
+        for change in self._changes.since(position):
+            if change.added is None:
+                return None
+            added.append((self._key_of(change.entry_id), change.added))
+        return added[::-1]
+
+    def _key_of(self, entry_id: str) -> int:
+        """The key of a stored image's or alias's entry (its upload id)."""
+        key = self._images.get(entry_id, self._aliases.get(entry_id))
+        if key is None:
+            raise ValueError(f"entry {entry_id} is not in this index: the match's replica holds "
+                             "an entry the commit does not")
+        return key
 
     def _counted_keys(self) -> int:
         """Keys below this count in the visual-word statistics: the entries stored up to the
@@ -460,12 +546,13 @@ class DefaultMethod:
         upload_id: str,
         sig: DefaultSignature,
         run: Callable[[Candidate], Outcome],
+        queries: IndexQueries,
     ) -> Decision | None:
         """The quick stage: hash neighbours within QUICK_HASH_RADIUS, upright view first, each
         given the quick clean-copy check; the mirrored view is searched only when the upright
         one found no copy."""
         for variant in QUERY_VARIANTS:
-            hits = self._hashes.search(sig.hashes[variant], QUICK_HASH_RADIUS, SHORTLIST.hash_limit)
+            hits = queries.search("hash", variant, QUICK_HASH_RADIUS, SHORTLIST.hash_limit)
             if not hits:
                 continue
             candidates = [
@@ -490,14 +577,15 @@ class DefaultMethod:
         return quick_check(sig.local.thumb, self._record(key), variant)
 
     def _keypoint_checks(
-        self, sig: DefaultSignature, hash_hits: dict[int, tuple[int, int]], by_hash: list[int]
+        self,
+        sig: DefaultSignature,
+        hash_hits: dict[int, tuple[int, int]],
+        by_hash: list[int],
+        queries: IndexQueries,
     ) -> list[Candidate]:
         """Keypoint verifications of the strongest few candidates (candidates.keypoint_order)."""
-        word_hits = self._words.query_views(
-            [sig.local.keypoints.descriptors, sig.mirror.descriptors],
-            SHORTLIST.word_limit,
-            SHORTLIST.word_min_words,
-            self._counted_keys(),
+        word_hits = queries.word_hits(
+            SHORTLIST.word_limit, SHORTLIST.word_min_words, self._counted_keys()
         )
         return [
             Candidate(
@@ -515,7 +603,7 @@ class DefaultMethod:
         self._sha.find(_sha_code(sig.sha256))
         for variant in QUERY_VARIANTS:
             self._hashes.search(sig.hashes[variant], QUICK_HASH_RADIUS, SHORTLIST.hash_limit)
-        self._hash_candidates(sig)
+        hash_candidates(self._live_queries(sig), self._code_of, sig.hashes)
         t1 = time.perf_counter()
         self._words.query_views(
             [sig.local.keypoints.descriptors, sig.mirror.descriptors],
@@ -559,8 +647,13 @@ class DefaultMethod:
             refused,
         )
 
-    def _hash_candidates(self, sig: DefaultSignature) -> HashHits:
-        return hash_candidates(self._hashes, self._coarse, sig.hashes, sig.coarse)
+    def _live_queries(
+        self, sig: DefaultSignature, record: QueryRecord | None = None
+    ) -> LiveQueries:
+        return LiveQueries(
+            _upload_query(sig), self._sha, self._hashes, self._coarse, self._words,
+            self._entry_id, record,
+        )
 
     def _image_key(self, key: int) -> int:
         """The key of the stored image that ``key`` (an image or an alias) shows."""

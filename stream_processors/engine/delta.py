@@ -20,8 +20,10 @@ by (distance, key), an image added outside every radius and sharing too few word
 candidate list and changes no other candidate's score, because the word statistics (N and each
 word's df) count only images stored up to the epoch's start. Clusters do change with every new
 image; the commit applies the seed's cluster rule itself, against the clusters as they are now.
-If a change could matter, the commit evaluates the upload again against the index now (rare: two
-near-copies in flight at once, or an epoch boundary inside the window).
+If a change could matter, the commit evaluates the upload again against the index now (two
+near-copies in flight at once, an entry sharing words with the upload, an epoch boundary inside
+the window), from the match's index answers merged with the entries added since where it can
+(engine.index_queries).
 
 One known limit: the visual-word index skips a hash bucket of its compressed part holding more
 than twice MAX_POSTINGS postings (only stop words fill one), and which postings sit in that part

@@ -445,6 +445,43 @@ class VisualWordIndex:
             out[v] = [WordVotes(int(img[j]), float(score[j])) for j in order[:limit]]
         return out
 
+    def votes_of(
+        self,
+        views: list[np.ndarray],
+        key: int,
+        words: np.ndarray,
+        min_words: int,
+        counted_keys: int | None = None,
+    ) -> list[float | None]:
+        """The vote ``query_views`` gives the image under ``key`` (which posted the sorted,
+        distinct ``words``) in each view, None where it is not eligible; its place in the
+        ranking is then (-vote, key). Exactly the same float: the same postings, looked up for
+        only the words it shares with the query, summed in the same order. Reads the postings
+        of a few words where the query reads those of thousands (the commit ranks an image
+        stored after a match into the match's answer this way: engine.index_queries)."""
+        out: list[float | None] = [None] * len(views)
+        if self._n_images <= 0 or words.size < min_words:
+            return out
+        in_view = [QueryWordSet(d).contains(words) for d in views]
+        shared = np.logical_or.reduce(in_view)
+        if int(shared.sum()) < min_words:
+            return out
+        qwords = words[shared]
+        counted = self._counted(counted_keys)
+        widx, keys = self._lookup(qwords)
+        if counted_keys is None:
+            df = np.bincount(widx, minlength=len(qwords))
+        else:
+            df = np.bincount(widx[keys < counted_keys], minlength=len(qwords))
+        weight = np.log(max(1, counted) / np.maximum(df, 1)) + 1.0
+        mine = widx[(keys == key) & (df[widx] <= self._max_df(counted))]
+        for v, contained in enumerate(in_view):
+            vw_idx = mine[contained[shared][mine]]
+            if vw_idx.size >= min_words:
+                votes = np.bincount(np.zeros(vw_idx.size, np.intp), weights=weight[vw_idx])
+                out[v] = float(votes[0])
+        return out
+
     def nbytes(self) -> int:
         """Bytes of the CSR arrays, the delta and the liveness bits."""
         arrays = (self._offsets, self._post, self._delta, self._alive)

@@ -13,11 +13,12 @@ import pytest
 from skimage import data
 
 from schemas.events import MatchEvent
-from stream_processors.decider import checks_from_info, checks_to_info
+from stream_processors.decider import checks_from_info, checks_to_info, queries_to_info
 from stream_processors.engine.checks import CheckKey, CheckMemo, Outcome, Refused, Verified
 from stream_processors.engine.decision import DecisionKind, Region, RuleRefusal
 from stream_processors.engine.decode import decode_image
 from stream_processors.engine.default_method import DefaultMethod, DefaultSignature
+from stream_processors.engine.index_queries import QueryRecord
 from tests.imagegen import distinct_png, encode
 
 
@@ -99,11 +100,29 @@ def test_checks_survive_the_match_events_record() -> None:
     assert checks_from_info(parsed.checks).outcomes() == memo.outcomes()
 
 
+def test_index_answers_survive_the_match_events_record_to_the_last_bit() -> None:
+    """A word score the commit ranks an added entry against must be the float the match had."""
+    record = QueryRecord([
+        ("sha", ()),
+        ("hash v0 r40 l3", (("a", 7.0), ("b", 31.0))),
+        ("words view1 l12 m4", (("c", 534.1146723419237), ("a", 0.1 + 0.2), ("d", 1e-300))),
+    ])
+    memo = CheckMemo(queries=record)
+    event = MatchEvent(
+        upload_id="u", decision=None, position=3, match_seconds=0.01, feature=b"",
+        queries=queries_to_info(memo),
+    )
+    parsed = MatchEvent.from_record(event.to_record())
+    assert parsed == event
+    assert checks_from_info(parsed.checks, parsed.queries).queries.items() == record.items()
+
+
 def test_a_match_event_without_checks_still_parses() -> None:
     event = MatchEvent(
         upload_id="u", decision=None, position=-1, match_seconds=0.0, feature=b"",
     )
-    assert MatchEvent.from_record(event.to_record()).checks == ()
+    parsed = MatchEvent.from_record(event.to_record())
+    assert parsed.checks == () and parsed.queries == ()
 
 
 def test_a_malformed_checks_field_is_a_schema_error_naming_it() -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from stream_processors.decider import checks_from_info, checks_to_info
+from stream_processors.decider import checks_from_info, checks_to_info, queries_to_info
 from stream_processors.engine.checks import CheckMemo
 from stream_processors.engine.decision import Decision, DecisionKind
 from stream_processors.engine.decode import decode_image
@@ -122,7 +122,7 @@ def test_lagging_replicas_settle_to_the_sequential_decisions(
     log: list[tuple[int, Decision | None, DefaultSignature | None, list[Removal]]] = []
     rng = random.Random(max_lag)
     decisions: list[Decision] = []
-    reevaluated = 0
+    reevaluated = merged = 0
     for seq, up in enumerate(stream):
         if up.sig is None:
             removed = _delete(commit, decisions, up.upload_id, seq)
@@ -141,10 +141,12 @@ def test_lagging_replicas_settle_to_the_sequential_decisions(
         applied[r] = target
         checks = CheckMemo()
         matched = replicas[r].evaluate(up.upload_id, up.sig, checks)
-        # the verifications travel to the commit as the match event carries them
-        carried = checks_from_info(checks_to_info(checks))
+        # the verifications and index answers travel to the commit as the match event carries
+        # them
+        carried = checks_from_info(checks_to_info(checks), queries_to_info(checks))
         settled = commit.settle(up.upload_id, up.sig, matched, replicas[r].position, carried)
         reevaluated += settled.reevaluated
+        merged += settled.reevaluated and not settled.index_queried
         if commit.apply(settled.decision, up.sig, seq):
             log.append((seq, settled.decision, up.sig, []))
         decisions.append(settled.decision)
@@ -152,6 +154,9 @@ def test_lagging_replicas_settle_to_the_sequential_decisions(
     assert sum(d.kind is DecisionKind.DUPLICATE_REFERENCE for d in decisions) >= 12
     if max_lag == 0:
         assert reevaluated == 0
+    else:
+        # most evaluations again merged the match's index answers with the entries added since
+        assert merged > reevaluated / 2
 
 
 def test_a_copy_of_an_image_still_in_flight_is_settled_against_it(stream: list[Upload]) -> None:
