@@ -463,7 +463,7 @@ class DefaultMethod:
             bytes(upload.sha_code),
             upload.hashes[list(QUERY_VARIANTS)],
             upload.coarse[list(QUERY_VARIANTS)],
-            upload.views,
+            lambda: upload.word_sets,
             REACH,
             partial(self._words.stop_words, counted_keys=self._counted_keys()),
         )
@@ -471,7 +471,9 @@ class DefaultMethod:
         if not settles_unchanged(probe, self._changes, position, self._position, words_matter):
             memo = CheckMemo() if checks is None else checks
             before = memo.ran
-            decision, queried = self._evaluate_again(upload_id, sig, matched, position, memo)
+            decision, queried = self._evaluate_again(
+                upload_id, sig, upload, matched, position, memo
+            )
             return Settled(decision, True, memo.ran - before, queried)
         if matched.is_duplicate:
             return Settled(matched, reevaluated=False)
@@ -486,19 +488,19 @@ class DefaultMethod:
         self,
         upload_id: str,
         sig: DefaultSignature,
+        upload: UploadQuery,
         matched: Decision,
         position: int,
         memo: CheckMemo,
     ) -> tuple[Decision, bool]:
-        """``evaluate`` now of an upload matched at ``position``, and whether it queried the
-        index: not when the match's answers merge with the entries added since
-        (engine.index_queries: nothing removed since, the same word-statistics epoch, and
-        the match made every query this evaluation makes)."""
+        """``evaluate`` now of an upload matched at ``position`` (``upload``: its side of the
+        queries, as settle built it), and whether it queried the index: not when the match's
+        answers merge with the entries added since (engine.index_queries: nothing removed
+        since, the same word-statistics epoch, and the match made every query this evaluation
+        makes)."""
         added = self._added_since(position)
         if added is not None and epoch_start(position) == epoch_start(self._position):
-            queries = MergedQueries(
-                _upload_query(sig), memo.queries, added, self._key_of, self._words
-            )
+            queries = MergedQueries(upload, memo.queries, added, self._key_of, self._words)
             cluster: Callable[[tuple[RefusedCandidate, ...]], Decision]
             if matched.is_duplicate:  # no nearest cluster was measured at the match
                 cluster = partial(cluster_rule, self._clusters, upload_id, sig.code)

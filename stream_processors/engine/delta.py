@@ -34,7 +34,7 @@ after removals) can differ there, on words too common to decide anything.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,25 +108,25 @@ StopWords = Callable[[np.ndarray], np.ndarray]
 
 class UploadProbe:
     """An upload's side of the relevance test, computed once and only as far as needed: the
-    query's word sets only if some change passes the cheaper hash tests, the stop words only
-    for an entry that shares enough words before them."""
+    query's word sets (``view_words``, asked only if some change passes the cheaper hash
+    tests; the commit builds them once for this and for merging answers) and the stop words
+    only for an entry that shares enough words before them."""
 
     def __init__(
         self,
         sha16: bytes,
         hashes: np.ndarray,
         coarse: np.ndarray,
-        view_descriptors: tuple[np.ndarray, ...],
+        view_words: Callable[[], Sequence[QueryWordSet]],
         reach: Reach,
         stop_words: StopWords,
     ) -> None:
         self._sha16 = sha16
         self._hashes = hashes
         self._coarse = coarse
-        self._views = view_descriptors
+        self._view_words = view_words
         self._reach = reach
         self._stop_words = stop_words
-        self._view_words: list[QueryWordSet] | None = None
 
     def affected_by(self, entry: AddedEntry, words_matter: bool = True) -> bool:
         """Whether ``entry`` would be one of the upload's candidates. ``words_matter``: the
@@ -144,11 +144,9 @@ class UploadProbe:
             return True
         if not words_matter:
             return False
-        if self._view_words is None:
-            self._view_words = [QueryWordSet(d) for d in self._views]
         # the entry would be a word candidate of a view: as many shared words, counting only
         # those the query does not skip as stop words (the query's own eligibility test)
-        for view in self._view_words:
+        for view in self._view_words():
             shared = entry.words[view.contains(entry.words)]
             if shared.size < self._reach.min_words:
                 continue

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from stream_processors.engine.delta import AddedEntry
 from stream_processors.engine.hamming_index import HammingIndex
-from stream_processors.engine.visual_words import VisualWordIndex, WordVotes
+from stream_processors.engine.visual_words import QueryWordSet, VisualWordIndex, WordVotes
 
 # One query's ranked answer: (entry id, distance or score), best first
 Answer = tuple[tuple[str, float], ...]
@@ -76,6 +77,11 @@ class UploadQuery:
     hashes: np.ndarray
     coarse: np.ndarray
     views: tuple[np.ndarray, ...]
+
+    @cached_property
+    def word_sets(self) -> tuple[QueryWordSet, ...]:
+        """Each view's query words, built once for every entry a commit tests against them."""
+        return tuple(QueryWordSet(d) for d in self.views)
 
 
 class LiveQueries:
@@ -163,7 +169,7 @@ class MergedQueries:
         return sorted(hits, key=lambda kd: (kd[1], kd[0]))[:limit]
 
     def word_hits(self, limit: int, min_words: int, counted_keys: int) -> list[list[WordVotes]]:
-        views = list(self._upload.views)
+        views = self._upload.word_sets
         ranked = [
             [WordVotes(k, v) for k, v in self._recorded(_words_name(view, limit, min_words))]
             for view in range(len(views))

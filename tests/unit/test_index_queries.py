@@ -126,8 +126,9 @@ def test_votes_of_is_the_query_score_of_that_image() -> None:
         idx.add(key, d)
     views = [base[2], _noisy(rng, base[3], 0.01)]
     hits = idx.query_views(views, 100, 4, 40)
+    word_sets = [vw.QueryWordSet(v) for v in views]
     for key, d in enumerate(descs):
-        votes = idx.votes_of(views, key, vw.posted_words(d), 4, 40)
+        votes = idx.votes_of(word_sets, key, vw.posted_words(d), 4, 40)
         for view in range(2):
             want = next((w.votes for w in hits[view] if w.key == key), None)
             assert votes[view] == want
