@@ -757,7 +757,7 @@ class DefaultMethod:
         self._sha.add(key, _sha_code(sig.sha256))
         self._hashes.add(key, sig.code)
         self._coarse.add(key, sig.coarse[0])
-        self._words.add(key, descriptors)
+        self._words.add_words(key, entry.words)
         self._store.put(entry_id, sig.local_record)
         return key
 

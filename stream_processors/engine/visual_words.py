@@ -57,6 +57,7 @@ MAX_POSTINGS = 2000  # a word posted by more images than this says nothing and c
 # 100 734, 500 716 (more probes also lift unrelated images).
 PROBE_KEYPOINTS = 50
 DELTA_IMAGES = 2048
+PENDING_MIN = 4096  # postings the pending buffer holds at least (~25 images' worth)
 _SPACE_BITS = WORD_BITS + (WORD_TABLES - 1).bit_length()
 # a delta posting is (word << DELTA_KEY_BITS) | key; a query bounds a word's run by
 # (word + 1) << DELTA_KEY_BITS, and the largest bound, 2^_SPACE_BITS << DELTA_KEY_BITS, must fit
@@ -102,12 +103,17 @@ def _query_word_list(descriptors: np.ndarray) -> np.ndarray:
     return np.concatenate([words.reshape(-1), probes])
 
 
+def _distinct(words: np.ndarray) -> np.ndarray:
+    """``np.unique`` of int64 words, by a sort: numpy's hash table is ~3x slower on the few
+    thousand words of one image or query."""
+    words = np.sort(words)
+    return words[np.concatenate(([True], words[1:] != words[:-1]))] if words.size else words
+
+
 def query_words(descriptors: np.ndarray) -> np.ndarray:
     """The distinct words a query looks up: every keypoint's words, plus the one-bit neighbours
     of the words of the PROBE_KEYPOINTS strongest (see PROBE_KEYPOINTS)."""
-    words = np.sort(_query_word_list(descriptors))
-    # what np.unique returns, without its hash table (~3x slower on these ~3,000 words)
-    return words[np.concatenate(([True], words[1:] != words[:-1]))] if words.size else words
+    return _distinct(_query_word_list(descriptors))
 
 
 class QueryWordSet:
@@ -130,7 +136,7 @@ class QueryWordSet:
 
 def posted_words(descriptors: np.ndarray) -> np.ndarray:
     """The distinct words a stored image posts (its WORDS_PER_IMAGE strongest keypoints)."""
-    return np.unique(words_of(descriptors[:WORDS_PER_IMAGE]).reshape(-1))
+    return _distinct(words_of(descriptors[:WORDS_PER_IMAGE]).reshape(-1))
 
 
 def _width(max_key: int, r: int) -> int:
@@ -191,6 +197,12 @@ class VisualWordIndex:
         # one posting = (image key << r) | the word's low r bits, r = word bits - bucket bits
         self._post: np.ndarray = np.zeros((0, 4), np.uint8)  # (n, width) little-endian
         self._delta = np.zeros(0, np.int64)  # sorted (word << DELTA_KEY_BITS) | key
+        # postings added since the delta was last read, unsorted: the first _n_pending. A
+        # replica catching up applies thousands of entries before its first query; inserting
+        # each into the sorted delta copied the delta every time (~0.25 ms an entry at 1k
+        # images in it), now one insert places them all when the delta is next read
+        self._pending = np.zeros(0, np.int64)
+        self._n_pending = 0
         self._delta_images = 0
         self._alive = np.zeros(0, bool)
         self._n_postings = 0
@@ -206,11 +218,21 @@ class VisualWordIndex:
         self._alive[key] = alive
 
     def add(self, key: int, descriptors: np.ndarray) -> None:
+        self.add_words(key, posted_words(descriptors))
+
+    def add_words(self, key: int, words: np.ndarray) -> None:
+        """``add`` of an image whose ``posted_words`` the caller has (the engine keeps them
+        for the commit's change log too)."""
         if key >> DELTA_KEY_BITS:
             raise ValueError(f"image key {key} does not fit the delta's {DELTA_KEY_BITS} bits")
-        words = posted_words(descriptors)  # sorted and distinct
         packed = (words << DELTA_KEY_BITS) | key
-        self._delta = np.insert(self._delta, np.searchsorted(self._delta, packed), packed)
+        end = self._n_pending + packed.size
+        if end > self._pending.size:
+            grown = np.zeros(max(end, 2 * self._pending.size, PENDING_MIN), np.int64)
+            grown[: self._n_pending] = self._pending[: self._n_pending]
+            self._pending = grown
+        self._pending[self._n_pending : end] = packed
+        self._n_pending = end
         self._mark(key, True)
         self._n_postings += int(words.size)
         self._n_images += 1
@@ -232,7 +254,7 @@ class VisualWordIndex:
             self._alive[keys] = True
         self._n_postings += int(post_w.size)
         self._n_images += len(keys)
-        if len(self._delta):
+        if len(self._sorted_delta()):
             dw, dk = self._delta_postings()
             self._delta, self._delta_images = np.zeros(0, np.int64), 0
             post_w, post_k = np.concatenate([post_w, dw]), np.concatenate([post_k, dk])
@@ -248,7 +270,7 @@ class VisualWordIndex:
         self._alive[key] = False
         self._n_images -= 1
         self._n_postings -= int(words.size)
-        in_delta = (self._delta & _DELTA_KEY_MASK) == key
+        in_delta = (self._sorted_delta() & _DELTA_KEY_MASK) == key
         if in_delta.any():
             self._delta = self._delta[~in_delta]
             self._delta_images -= 1
@@ -263,7 +285,7 @@ class VisualWordIndex:
             return
         self._alive[key] = False
         self._n_images -= 1
-        in_delta = (self._delta & _DELTA_KEY_MASK) == key
+        in_delta = (self._sorted_delta() & _DELTA_KEY_MASK) == key
         if in_delta.any():
             self._n_postings -= int(in_delta.sum())
             self._delta = self._delta[~in_delta]
@@ -282,8 +304,18 @@ class VisualWordIndex:
         post = _decode(self._post)
         return (buckets << r) | (post & ((1 << r) - 1)), post >> r
 
+    def _sorted_delta(self) -> np.ndarray:
+        """The delta with the pending postings in place (each (word, key) is distinct, so the
+        result is the delta one insert per add made)."""
+        if self._n_pending:
+            new = np.sort(self._pending[: self._n_pending])
+            self._delta = np.insert(self._delta, np.searchsorted(self._delta, new), new)
+            self._pending, self._n_pending = np.zeros(0, np.int64), 0
+        return self._delta
+
     def _delta_postings(self) -> tuple[np.ndarray, np.ndarray]:
-        return self._delta >> DELTA_KEY_BITS, self._delta & _DELTA_KEY_MASK
+        delta = self._sorted_delta()
+        return delta >> DELTA_KEY_BITS, delta & _DELTA_KEY_MASK
 
     @staticmethod
     def _bits_for(n_postings: int) -> int:
@@ -349,14 +381,15 @@ class VisualWordIndex:
                     widx, post = widx[ok], post[ok]
                 out_w.append(widx)
                 out_k.append(post >> r)
-        if len(self._delta):
+        delta = self._sorted_delta()
+        if len(delta):
             # each query word's postings are one run of the sorted delta
-            starts = np.searchsorted(self._delta, qwords << DELTA_KEY_BITS)
-            lengths = np.searchsorted(self._delta, (qwords + 1) << DELTA_KEY_BITS) - starts
+            starts = np.searchsorted(delta, qwords << DELTA_KEY_BITS)
+            lengths = np.searchsorted(delta, (qwords + 1) << DELTA_KEY_BITS) - starts
             widx, idx = _expand_runs(starts, lengths)
             if idx.size:
                 out_w.append(widx)
-                out_k.append(self._delta[idx] & _DELTA_KEY_MASK)
+                out_k.append(delta[idx] & _DELTA_KEY_MASK)
         if not out_w:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         w_all, k_all = np.concatenate(out_w), np.concatenate(out_k)
@@ -492,7 +525,7 @@ class VisualWordIndex:
 
     def nbytes(self) -> int:
         """Bytes of the CSR arrays, the delta and the liveness bits."""
-        arrays = (self._offsets, self._post, self._delta, self._alive)
+        arrays = (self._offsets, self._post, self._delta, self._pending, self._alive)
         return int(sum(a.nbytes for a in arrays))
 
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -500,6 +533,7 @@ class VisualWordIndex:
         scalar added to this class later as well, and refuses any other type by name."""
         from stream_processors.engine.array_state import plain_attributes
 
+        self._sorted_delta()  # saves no pending buffer
         return plain_attributes(self, ())
 
     @classmethod

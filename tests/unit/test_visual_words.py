@@ -156,3 +156,23 @@ def test_the_query_word_set_holds_exactly_the_words_a_query_looks_up() -> None:
         looked_up, looked_up ^ flips, rng.integers(0, 1 << (vw.WORD_BITS + 1), 5000),
     ]))
     assert np.array_equal(probe.contains(candidates), np.isin(candidates, looked_up))
+
+
+def test_adds_answered_late_equal_adds_answered_at_once() -> None:
+    """The pending postings (a replica catching up) are placed exactly where one insert per
+    add put them: the same answers and the same saved state either way."""
+    rng = np.random.default_rng(11)
+    descs = [rng.integers(0, 256, (120, 32), dtype=np.uint8) for _ in range(40)]
+    eager, lazy = vw.VisualWordIndex(), vw.VisualWordIndex()
+    for key, d in enumerate(descs):
+        eager.add(key, d)
+        eager.query(d, 5, 2)  # every add read at once
+        lazy.add(key, d)
+    lazy.remove(3, descs[3])
+    eager.remove(3, descs[3])
+    for d in descs[:10]:
+        assert eager.query(d, 5, 2) == lazy.query(d, 5, 2)
+    saved_eager, saved_lazy = eager.to_arrays(), lazy.to_arrays()
+    assert saved_eager.keys() == saved_lazy.keys()
+    for name, value in saved_eager.items():
+        assert np.array_equal(value, saved_lazy[name]), name
