@@ -61,6 +61,23 @@ class RefusedCandidate:
     refusals: tuple[RuleRefusal, ...]
 
 
+# A duplicate whose upload the original leaves at least this share unexplained (its author's
+# caption, stickers, logo, frame or page: engine.verify.unexplained) keeps its own bytes too.
+# Measured on the dev set (`picnix eval ... --json`, unexplained_share_by_family; the split below
+# from the true positives matched on their group's true original, not through an alias, one
+# edit family each): jpeg n=12 max 0.0047, filter 10 max 0.0029, crop 2 max 0.0008, webp,
+# resize, blur, noise, gamma, contrast, brightness, hflip, format all 0.0 (45 together), rotate 4
+# p50 0 max 0.081 (one cropfit whose residue the overlay rule took), uniform border 4 p50 0.016
+# and pad 5 p50 0.036 (trimmed; what is left is their edge); text 5 p50 0.038 min 0.002, logo 6
+# p50 0.042 max 0.105. At 0.02: 1 of 75 plain edits kept, 3 of 11 text/logo copies not (a
+# corner mark under 2 % of the picture); at 0.01 1/75 and 2/11, at 0.03 1/75 and 5/11. 0.02 is
+# 4x the largest re-encode or filter; generated memes measure 0.09-0.17, stickers 0.04-0.19,
+# patterned frames 0.41-0.51 (tests/unit/test_unexplained.py). Over every dev true positive
+# (aliases and variants stored first included) a stored entry that is itself a crop or a
+# copy with a logo leaves more of the upload unexplained, and such copies keep their bytes too.
+KEEP_OWN_BYTES_SHARE = 0.02
+
+
 @dataclass(frozen=True)
 class Decision:
     """What the engine decided for one upload.
@@ -91,15 +108,27 @@ class Decision:
     # the candidates the verifier refused on the way, in the order tried (bounded by the
     # method); part of equality, so a commit's decision proves it equals a sequential one
     refused: tuple[RefusedCandidate, ...] = ()
+    # for a duplicate: the share of the upload the entry it matched does not explain (what its
+    # author added: engine.verify.unexplained); None for decisions that are no match, and for
+    # methods that do not measure it
+    unexplained_share: float | None = None
 
     @property
     def is_duplicate(self) -> bool:
         return self.kind is DecisionKind.DUPLICATE_REFERENCE
 
     @property
+    def keeps_own_bytes(self) -> bool:
+        """A duplicate that adds enough of its own (KEEP_OWN_BYTES_SHARE) keeps its upload's
+        bytes beside the reference, so what its author added is not lost."""
+        share = self.unexplained_share
+        return self.is_duplicate and share is not None and share >= KEEP_OWN_BYTES_SHARE
+
+    @property
     def stores_image(self) -> bool:
-        """A new image's bytes must be stored; a duplicate's never are."""
-        return not self.is_duplicate
+        """A new image's bytes must be stored, and those of a duplicate that keeps its own;
+        a plain copy's never are."""
+        return not self.is_duplicate or self.keeps_own_bytes
 
 
 @dataclass(frozen=True)

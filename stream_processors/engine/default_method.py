@@ -645,6 +645,7 @@ class DefaultMethod:
             verified.reason,
             verified.refusals,
             refused,
+            verified.unexplained_share,
         )
 
     def _live_queries(

@@ -136,6 +136,7 @@ class _Blobs:
             most = [max(m) for m in per_blob if m]
             return [max(least), max(most)] if least else []
 
+        tight = sum(self._tight_area(label) for label in parts)
         return OverlayBlob(
             area / n_valid,
             outside / total,
@@ -148,7 +149,15 @@ class _Blobs:
             motifs,
             parts=len(parts),
             self_mirrored=self_mirrored,
+            query_share=tight / self.faint.size,
         )
+
+    def _tight_area(self, label: int) -> int:
+        """The area of the box around the blob's own disagreement: the merged blob's box is
+        grown by the merging (``_BLOB_MERGE``), which would count a margin of the picture as
+        pasted-on matter."""
+        _, _, w, h = cv2.boundingRect(self.faint & (self.labels == label).view(np.uint8))
+        return int(w * h)
 
     def _half_turn_repeat(
         self,
