@@ -201,7 +201,7 @@ def run(rows: list[Row], method_name: str, seed: int, in_flight: int = 1) -> dic
                         "referenced_group": str(ref_group),
                         "method": decision.method,
                         "reason": decision.reason,
-                        "unexplained_share": decision.unexplained_share,
+                        "unexplained_share": str(decision.unexplained_share),
                         "via": str(decision.via),
                         "root": fp_root[row.upload_id],
                     }

@@ -82,12 +82,12 @@ class Evidence(BaseModel):
         "before they were",
     )
     unexplained_share: float | None = Field(
-        None, description="the share of the upload its original does not explain (what its "
+        default=None, description="the share of the upload its original does not explain (what its "
         "author added: a caption, stickers, a frame, a page around it); None for decisions "
         "recorded before it was measured",
     )
     own_image: str | None = Field(
-        None, description="the URL of the upload's own bytes, stored beside the reference "
+        default=None, description="the URL of the upload's own bytes, stored beside the reference "
         "because it added content of its own; None for a plain copy",
     )
 

@@ -176,7 +176,7 @@ def keypoint_check(
         verdict = view.check.verdict(PIXELS)
         if verdict.accepted:
             share = unexplained_share(view.check, verdict, PIXELS)
-            refusals = rule_refusals(verdict, view.mirrored)
-            return Verified(verdict.rule, view.region, refusals, share)
+            before = rule_refusals(verdict, view.mirrored)
+            return Verified(verdict.rule, view.region, before, share)
         refusals.extend(rule_refusals(verdict, view.mirrored))
     return Refused(tuple(refusals))

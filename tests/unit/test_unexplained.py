@@ -82,7 +82,8 @@ def _striped_frame(img: np.ndarray, side: int) -> np.ndarray:
     h, w = img.shape[:2]
     y, x = np.mgrid[0 : h + 2 * side, 0 : w + 2 * side]
     on = ((x + y) // 12) % 2 == 0
-    canvas = np.where(on[..., None], np.uint8([30, 60, 110]), np.uint8([50, 150, 200]))
+    stripe, ground = np.array([30, 60, 110], np.uint8), np.array([50, 150, 200], np.uint8)
+    canvas = np.where(on[..., None], stripe, ground)
     canvas = np.ascontiguousarray(canvas.astype(np.uint8))
     canvas[side : side + h, side : side + w] = img
     return canvas
@@ -151,7 +152,9 @@ def test_a_refused_pair_has_no_share() -> None:
     [(None, False), (0.0, False), (KEEP_OWN_BYTES_SHARE - 1e-6, False),
      (KEEP_OWN_BYTES_SHARE, True), (0.4, True)],
 )
-def test_a_duplicate_keeps_its_own_bytes_past_the_threshold(share: float | None, kept: bool) -> None:
+def test_a_duplicate_keeps_its_own_bytes_past_the_threshold(
+    share: float | None, kept: bool
+) -> None:
     d = Decision("u", DecisionKind.DUPLICATE_REFERENCE, "i", "c", unexplained_share=share)
     assert d.keeps_own_bytes is kept
     assert d.stores_image is kept
