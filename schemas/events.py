@@ -82,8 +82,8 @@ class RefusedCandidateInfo:
 @dataclass(frozen=True)
 class DecisionInfo:
     """The engine's decision as it travels and is stored (see engine.decision.Decision).
-    ``region``, ``reason``, ``reason_refusals`` and ``refused`` were added later: older
-    records parse without them."""
+    ``region``, ``reason``, ``reason_refusals``, ``refused``, ``unexplained_share`` and
+    ``keeps_own_bytes`` were added later: older records parse without them."""
 
     kind: str
     image_id: str
@@ -96,20 +96,27 @@ class DecisionInfo:
     # the rules that refused the accepted pair before ``reason`` accepted it
     reason_refusals: tuple[RefusalInfo, ...] = ()
     refused: tuple[RefusedCandidateInfo, ...] = ()  # the candidates refused on the way
+    # of a duplicate: the share of the upload its original does not explain, and whether the
+    # upload's own bytes are stored beside the reference for it (engine.decision.Decision)
+    unexplained_share: float | None = None
+    keeps_own_bytes: bool = False
 
 
 @dataclass(frozen=True)
 class CheckInfo:
     """One verification a match ran (see engine.checks): of stored entry ``entry_id`` by
     ``check``; ``reason`` the rule that accepted the pair (None: refused), ``region`` where
-    the upload lies in the entry's picture, and ``refusals`` the rules that refused it (of an
-    accepted pair: before ``reason`` accepted it; added later, older records parse without)."""
+    the upload lies in the entry's picture, ``refusals`` the rules that refused it (of an
+    accepted pair: before ``reason`` accepted it) and ``unexplained_share`` the share of the
+    upload the entry does not explain (engine.checks.Verified); the last two were added
+    later, older records parse without them."""
 
     entry_id: str
     check: str
     reason: str | None
     region: RegionInfo | None = None
     refusals: tuple[RefusalInfo, ...] = ()
+    unexplained_share: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -438,7 +445,9 @@ class PostDeletedEvent(Event):
     """``decide`` removed a post; ``orphaned`` says its image lost its last post and is gone too.
 
     An orphaned image has left the engine's index and its cluster; the sinks delete its row and
-    its object.
+    its object. ``own_sha256``: the post's own bytes, stored beside its reference because it
+    added content of its own (``DecisionInfo.keeps_own_bytes``), whose object goes with it
+    (added later: None in older records and for every other post).
     """
 
     SCHEMA: ClassVar[str] = "picnix.PostDeletedEvent"
@@ -451,6 +460,7 @@ class PostDeletedEvent(Event):
     orphaned: bool
     deleted_at: str
     seq: int
+    own_sha256: str | None = None
 
 
 UPLOAD_TOPIC_EVENTS: tuple[type[Event], ...] = (UploadEvent, PostUpdateEvent, PostDeleteEvent)

@@ -85,6 +85,7 @@ from scripts.bench_workload import (
 from scripts.datasets import fetch
 from sinks.migrate import migrate
 from sinks.pg_sink import CONSUMER_NAME as PG_CONSUMER
+from sinks.report import STORED_BYTES_SQL
 from stream_processors.engine.decision import DecisionKind
 
 T = TypeVar("T")
@@ -736,9 +737,10 @@ def _totals(settings: Settings, kafka: Kafka, probe: Probe) -> dict[str, Any]:
         decisions = dict.fromkeys((k.value for k in DecisionKind), 0)
         decisions.update({str(d): int(n) for d, n in conn.execute(
             "SELECT decision, count(*) FROM posts GROUP BY decision")})
+        # stored: the images' bytes and those of the copies that keep their own (the report's)
         row = conn.execute(
             "SELECT (SELECT count(*) FROM images), (SELECT coalesce(sum(byte_size), 0) FROM"
-            " posts), (SELECT coalesce(sum(byte_size), 0) FROM images)"
+            f" posts), {STORED_BYTES_SQL}"
         ).fetchone()
         assert row is not None
         ids = sorted({e.upload_id for e in letters if e.upload_id})

@@ -103,6 +103,18 @@ def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else 0.0
 
 
+def _share_summary(values: list[float]) -> dict[str, float]:
+    """The distribution of one family's unexplained shares, as the threshold was read off it."""
+    return {
+        "n": len(values),
+        "min": round(min(values), 4),
+        "p10": round(_pct(values, 10), 4),
+        "p50": round(_pct(values, 50), 4),
+        "p90": round(_pct(values, 90), 4),
+        "max": round(max(values), 4),
+    }
+
+
 def run(rows: list[Row], method_name: str, seed: int, in_flight: int = 1) -> dict[str, Any]:
     """Stream rows in a seeded order through a fresh method; return the metrics.
 
@@ -136,12 +148,18 @@ def run(rows: list[Row], method_name: str, seed: int, in_flight: int = 1) -> dic
     reevaluated = 0
     checks_run = 0
     index_queried = 0
+    # the unexplained share of each true positive whose edits are of one family (how the
+    # threshold engine.decision.KEEP_OWN_BYTES_SHARE was chosen), and the kept copies by family
+    shares: dict[str, list[float]] = defaultdict(list)
+    kept: dict[str, int] = defaultdict(int)
+    kept_total = 0  # duplicate references (right or wrong) that keep their own bytes
     # uploads matched (evaluated on the index as it was) and not yet committed: the split
     # decide's window; each commit settles its match against what the ones before it changed
     pending: deque[tuple[Row, Any, Decision, int, CheckMemo, float]] = deque()
 
     def commit_oldest() -> None:
         nonlocal tp, fp, true_dups, distractor_fp, reevaluated, checks_run, index_queried
+        nonlocal kept_total
         row, sig, matched, position, checks, match_ms = pending.popleft()
         t = time.perf_counter()
         settled = method.settle(row.upload_id, sig, matched, position, checks)
@@ -160,11 +178,15 @@ def run(rows: list[Row], method_name: str, seed: int, in_flight: int = 1) -> dic
             for fam in fams or ["none"]:
                 fam_total[fam] += 1
         if decision.kind is DecisionKind.DUPLICATE_REFERENCE:
+            kept_total += decision.keeps_own_bytes
             ref_group = group_of_image.get(decision.image_id)
             if ref_group == row.group_id:
                 tp += 1
                 for fam in fams or ["none"]:
                     fam_hit[fam] += 1
+                    kept[fam] += decision.keeps_own_bytes
+                if len(fams) <= 1 and decision.unexplained_share is not None:
+                    shares[fams[0] if fams else "none"].append(decision.unexplained_share)
             else:
                 fp += 1
                 via = decision.via
@@ -179,6 +201,7 @@ def run(rows: list[Row], method_name: str, seed: int, in_flight: int = 1) -> dic
                         "referenced_group": str(ref_group),
                         "method": decision.method,
                         "reason": decision.reason,
+                        "unexplained_share": str(decision.unexplained_share),
                         "via": str(decision.via),
                         "root": fp_root[row.upload_id],
                     }
@@ -229,6 +252,11 @@ def run(rows: list[Row], method_name: str, seed: int, in_flight: int = 1) -> dic
             fam: round(fam_hit[fam] / fam_total[fam], 4) for fam in sorted(fam_total)
         },
         "family_counts": dict(sorted(fam_total.items())),
+        "unexplained_share_by_family": {
+            fam: _share_summary(values) for fam, values in sorted(shares.items())
+        },
+        "own_bytes_kept": kept_total,
+        "own_bytes_kept_by_family": dict(sorted(kept.items())),
         "distractor_false_positives": distractor_fp,
         "distractors": sum(1 for r in order if r.kind == "distractor"),
         "clusters": kinds[str(DecisionKind.NEW_CLUSTER)],

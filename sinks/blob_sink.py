@@ -1,8 +1,11 @@
 """The blob sink: stores the bytes of each distinct image once, under a content-addressed key.
 
 Decisions carry no image bytes; a decision that stores an image points at its upload record
-(partition and offset), which this sink reads back from the log. A deletion that orphans an
-image removes its object. Offsets are committed to Kafka
+(partition and offset), which this sink reads back from the log. A duplicate that keeps its own
+bytes (it added a caption, stickers, a frame: ``DecisionInfo.keeps_own_bytes``) is stored the
+same way under its own content's key, beside the reference to its original. A deletion that
+orphans an image removes its object, and a deleted post's own bytes go with it. Offsets are
+committed to Kafka
 only after every object of the batch is durable; a redelivered batch finds its keys present.
 """
 
@@ -179,13 +182,12 @@ class BlobSink:
                 producer, self._settings, SINK, exc.code, exc.detail, ref, value
             )
             return
-        if isinstance(event, PostDeletedEvent) and event.orphaned:
-            await asyncio.to_thread(self._store.delete, blob_key(event.sha256))
-            metrics.DELETES.inc()
+        if isinstance(event, PostDeletedEvent):
+            for sha256 in deleted_objects(event):
+                await asyncio.to_thread(self._store.delete, blob_key(sha256))
+                metrics.DELETES.inc()
             return
-        if not isinstance(event, DecisionEvent):
-            return
-        if DecisionKind(event.decision.kind) is DecisionKind.DUPLICATE_REFERENCE:
+        if not isinstance(event, DecisionEvent) or not stores_bytes(event):
             return
         key = blob_key(event.image.sha256)
         if await asyncio.to_thread(self._store.exists, key):
@@ -209,6 +211,22 @@ class BlobSink:
         await asyncio.to_thread(self._store.put, key, upload.image, content_type)
         metrics.WRITES.labels(sink=SINK).inc()
         metrics.BYTES_STORED.inc(len(upload.image))
+
+
+def stores_bytes(event: DecisionEvent) -> bool:
+    """Whether the upload's own bytes are stored: a new image's, and a duplicate's that added
+    content of its own (engine.decision.Decision.stores_image); a plain copy's never are."""
+    d = event.decision
+    return DecisionKind(d.kind) is not DecisionKind.DUPLICATE_REFERENCE or d.keeps_own_bytes
+
+
+def deleted_objects(event: PostDeletedEvent) -> list[str]:
+    """The content hashes of the objects a deletion removes: the post's own kept bytes, and
+    its image's when the post was the image's last."""
+    out = [] if event.own_sha256 is None else [event.own_sha256]
+    if event.orphaned:
+        out.append(event.sha256)
+    return out
 
 
 async def _rewind_to_committed(consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:

@@ -85,14 +85,17 @@ def write_decision(conn: psycopg.Connection, ev: DecisionEvent) -> Written:
     if kind is not DecisionKind.DUPLICATE_REFERENCE:
         return CHANGED
     r = d.region
+    # a copy that added content of its own names the object its own bytes are stored under
+    # (the blob sink's key for them), beside the reference to the original
+    own_key = blob_key(image.sha256) if d.keeps_own_bytes else None
     conn.execute(
         "INSERT INTO matches (post_id, image_id, distance, method, region_x0, region_y0,"
-        " region_x1, region_y1, reason, reason_refusals)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        " region_x1, region_y1, reason, reason_refusals, unexplained_share, own_blob_key)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
         (
             ev.upload_id, d.image_id, d.distance, d.method,
             *((None,) * 4 if r is None else (r.x0, r.y0, r.x1, r.y1)), d.reason or None,
-            _json(d.reason_refusals),
+            _json(d.reason_refusals), d.unexplained_share, own_key,
         ),
     )
     return Written(changed=True, alert=_insert_alert(conn, ev))

@@ -361,7 +361,9 @@ def _count(outcome: Emit) -> None:
     if isinstance(event, DecisionEvent):
         metrics.DECISIONS.labels(decision=event.decision.kind).inc()
         metrics.UPLOAD_TO_DECISION_SECONDS.observe(_seconds_since(event.post.uploaded_at))
-        if event.decision.kind == DecisionKind.DUPLICATE_REFERENCE:
+        # a duplicate that keeps its own bytes (it added content of its own) saves nothing
+        d = event.decision
+        if d.kind == DecisionKind.DUPLICATE_REFERENCE and not d.keeps_own_bytes:
             metrics.BYTES_SAVED.inc(event.image.byte_size)
     elif isinstance(event, PostDeletedEvent):
         metrics.LIFECYCLE.labels(event="delete").inc()

@@ -340,6 +340,7 @@ class Decider:
             orphaned=orphaned,
             deleted_at=delete.deleted_at,
             seq=seq,
+            own_sha256=latest.image.sha256 if latest.decision.keeps_own_bytes else None,
         )
         self._posts[delete.post_id] = event.to_record()
         return Emit(event, redelivered=False, index=_removals(event))
@@ -396,6 +397,8 @@ def decision_to_info(decision: Decision) -> DecisionInfo:
             RefusedCandidateInfo(c.entry_id, c.image_id, c.check, _refusals_to_info(c.refusals))
             for c in decision.refused
         ),
+        unexplained_share=decision.unexplained_share,
+        keeps_own_bytes=decision.keeps_own_bytes,
     )
 
 
@@ -411,7 +414,12 @@ def checks_to_info(checks: CheckMemo) -> tuple[CheckInfo, ...]:
         region = (
             None if outcome.region is None else RegionInfo(**dataclasses.asdict(outcome.region))
         )
-        out.append(CheckInfo(key.entry_id, key.check, outcome.reason, region, refusals))
+        out.append(
+            CheckInfo(
+                key.entry_id, key.check, outcome.reason, region, refusals,
+                outcome.unexplained_share,
+            )
+        )
     return tuple(out)
 
 
@@ -431,7 +439,7 @@ def checks_from_info(
         if info.reason is None:
             return Refused(refusals)
         region = None if info.region is None else Region(**dataclasses.asdict(info.region))
-        return Verified(info.reason, region, refusals)
+        return Verified(info.reason, region, refusals, info.unexplained_share)
 
     record = QueryRecord(
         (q.name, tuple(zip(q.entries, q.values, strict=True))) for q in queries
@@ -457,4 +465,5 @@ def decision_from_info(upload_id: str, info: DecisionInfo) -> Decision:
             RefusedCandidate(c.entry_id, c.image_id, c.check, _refusals_from_info(c.refusals))
             for c in info.refused
         ),
+        unexplained_share=info.unexplained_share,
     )

@@ -19,7 +19,8 @@ REDELIVERED = Counter(
     "Feature events already decided (re-delivery): the stored decision was re-emitted",
 )
 BYTES_SAVED = Counter(
-    "picnix_bytes_saved_total", "Bytes of duplicate uploads that are not stored again"
+    "picnix_bytes_saved_total",
+    "Bytes of duplicate uploads that are not stored again (not a copy that keeps its own)",
 )
 EXTRACT_SECONDS = Histogram(
     "picnix_extract_seconds", "Decode + signature time per upload", buckets=EXTRACT_BUCKETS

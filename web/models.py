@@ -81,6 +81,15 @@ class Evidence(BaseModel):
         "caption: clean-copy refused, then overlay accepted); None for decisions recorded "
         "before they were",
     )
+    unexplained_share: float | None = Field(
+        default=None, description="the share of the upload its original does not explain (what its "
+        "author added: a caption, stickers, a frame, a page around it); None for decisions "
+        "recorded before it was measured",
+    )
+    own_image: str | None = Field(
+        default=None, description="the URL of the upload's own bytes, stored beside the reference "
+        "because it added content of its own; None for a plain copy",
+    )
 
 
 class Decision(BaseModel):

@@ -14,6 +14,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from sinks.blob_keys import blob_key, sha256_of_key
 from web.cursor import Position
 from web.models import (
     AlertInfo,
@@ -32,7 +33,7 @@ _POST_COLUMNS = sql.SQL(
     " p.byte_size, p.image_id, i.sha256, i.byte_size AS image_bytes, i.width, i.height,"
     " i.image_format, i.cluster_id, i.first_post_id, i.first_author, m.distance, m.method,"
     " m.region_x0, m.region_y0, m.region_x1, m.region_y1, m.reason, m.reason_refusals,"
-    " p.refused,"
+    " m.unexplained_share, m.own_blob_key, p.refused,"
     " a.author AS alert_author, a.original_author, a.created_at AS alert_at,"
     " u.platform, d.requested_at AS delete_requested_at"
 )
@@ -68,9 +69,11 @@ def post_from_row(r: Row) -> Post:
             region = Region(
                 x0=r["region_x0"], y0=r["region_y0"], x1=r["region_x1"], y1=r["region_y1"]
             )
+        own = r["own_blob_key"]
         evidence = Evidence(
             method=r["method"], distance=r["distance"], region=region, reason=r["reason"],
-            reason_refusals=r["reason_refusals"],
+            reason_refusals=r["reason_refusals"], unexplained_share=r["unexplained_share"],
+            own_image=None if own is None else image_url(sha256_of_key(own)),
         )
     alert = None
     if r["alert_author"] is not None:
@@ -293,17 +296,22 @@ async def image_visible(
 ) -> bool:
     """Whether a stored image with this hash exists for the caller: an operator sees every
     one, a platform those its own posts show (its originals, and the originals its duplicates
-    reference)."""
+    reference); the own bytes a copy keeps (it added content of its own) likewise."""
     if platform is None:
-        query = sql.SQL("SELECT 1 FROM images WHERE sha256 = %s LIMIT 1")
-        params: list[Any] = [sha256]
+        query = sql.SQL(
+            "SELECT 1 FROM images WHERE sha256 = %s"
+            " UNION ALL SELECT 1 FROM matches WHERE own_blob_key = %s LIMIT 1"
+        )
+        params: list[Any] = [sha256, blob_key(sha256)]
     else:
         query = sql.SQL(
             "SELECT 1 FROM images i JOIN posts p ON p.image_id = i.image_id"
             " JOIN api_uploads u ON u.post_id = p.post_id"
-            " WHERE i.sha256 = %s AND u.platform = %s LIMIT 1"
+            " WHERE i.sha256 = %s AND u.platform = %s"
+            " UNION ALL SELECT 1 FROM matches m JOIN api_uploads u ON u.post_id = m.post_id"
+            " WHERE m.own_blob_key = %s AND u.platform = %s LIMIT 1"
         )
-        params = [sha256, platform]
+        params = [sha256, platform, blob_key(sha256), platform]
     return bool(await _rows(conn, query, params))
 
 

@@ -26,11 +26,14 @@ class Verified:
     """A check that passed: the rule that accepted the pair (recorded as the decision's reason)
     and, for a check that aligned the two by keypoints, where the upload lies in the stored
     picture (None: the check compared whole pictures); ``refusals``: the rules that refused
-    the pair before that one accepted it."""
+    the pair before that one accepted it; ``unexplained_share``: the share of the upload the
+    stored picture does not explain (engine.verify.unexplained; 0 for a check that accepts
+    only clean copies)."""
 
     reason: str
     region: Region | None = None
     refusals: tuple[RuleRefusal, ...] = ()
+    unexplained_share: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,25 @@ class RefusedCandidate:
     refusals: tuple[RuleRefusal, ...]
 
 
+# A duplicate whose upload the original leaves at least this share unexplained (its author's
+# caption, stickers, logo, frame or page: engine.verify.unexplained) keeps its own bytes too.
+# Measured on the dev set's true positives matched on their group's true original (not through
+# an alias), one edit family each (`picnix eval MANIFEST --json`: unexplained_share_by_family
+# holds every true positive): jpeg n=12 max 0.0047, filter 10 max 0.0029, rotate 4 max 0.0020,
+# crop 2 max 0.0008, blur 7, resize 7, gamma 7, webp 6, noise 5, contrast 4, hflip 4, format 4,
+# brightness 3 all 0.0; text 5 min 0.0117 p50 0.027 max 0.038, logo 6 p50 0.032 max 0.076 (two
+# of them 0.0: faint enough for the clean-copy rule); uniform border 4 p50 0.016 and pad 5 p50
+# 0.036 (trimmed before any signature; what is left is their edge). At 0.01 no plain edit is
+# kept and 2 of 11 text/logo copies are not (the two at 0.0); at 0.015 and 0.02 4 of 11 are
+# not, at 0.03 6. 0.01 is twice the largest re-encode or filter; generated memes measure
+# 0.085-0.17, stickers 0.03-0.13, boxed captions 0.02-0.05, patterned frames 0.41-0.51
+# (tests/unit/test_unexplained.py). Over the whole dev set 107 of 756 duplicate references keep
+# their bytes (dev eval --in-flight 4, own_bytes_kept): besides the overlays, where the entry
+# matched is itself a crop or a copy with a logo (an alias, or a variant stored before its
+# original), it explains less of a later upload, and that copy keeps what it shows more.
+KEEP_OWN_BYTES_SHARE = 0.01
+
+
 @dataclass(frozen=True)
 class Decision:
     """What the engine decided for one upload.
@@ -91,15 +110,27 @@ class Decision:
     # the candidates the verifier refused on the way, in the order tried (bounded by the
     # method); part of equality, so a commit's decision proves it equals a sequential one
     refused: tuple[RefusedCandidate, ...] = ()
+    # for a duplicate: the share of the upload the entry it matched does not explain (what its
+    # author added: engine.verify.unexplained); None for decisions that are no match, and for
+    # methods that do not measure it
+    unexplained_share: float | None = None
 
     @property
     def is_duplicate(self) -> bool:
         return self.kind is DecisionKind.DUPLICATE_REFERENCE
 
     @property
+    def keeps_own_bytes(self) -> bool:
+        """A duplicate that adds enough of its own (KEEP_OWN_BYTES_SHARE) keeps its upload's
+        bytes beside the reference, so what its author added is not lost."""
+        share = self.unexplained_share
+        return self.is_duplicate and share is not None and share >= KEEP_OWN_BYTES_SHARE
+
+    @property
     def stores_image(self) -> bool:
-        """A new image's bytes must be stored; a duplicate's never are."""
-        return not self.is_duplicate
+        """A new image's bytes must be stored, and those of a duplicate that keeps its own;
+        a plain copy's never are."""
+        return not self.is_duplicate or self.keeps_own_bytes
 
 
 @dataclass(frozen=True)

@@ -647,6 +647,7 @@ class DefaultMethod:
             verified.reason,
             verified.refusals,
             refused,
+            verified.unexplained_share,
         )
 
     def _live_queries(

@@ -39,6 +39,7 @@ from stream_processors.engine.verify import (
     thumb_affine,
 )
 from stream_processors.engine.verify.rules.silhouette import SILHOUETTE_OFF
+from stream_processors.engine.verify.unexplained import unexplained_share
 
 # The reason of the check that is no aligned-pixel rule (those are verify.PixelRule).
 REASON_QUICK_CLEAN_COPY = "quick-clean-copy"
@@ -119,7 +120,8 @@ def fast_check(thumb: np.ndarray, record: bytes, variant: int) -> Outcome:
         return Refused((unaligned_refusal(ev, DIHEDRAL_RULE, ASPECT_CHANGED),))
     verdict = ev.verdict(FAST_PIXELS)
     if verdict.accepted:
-        return Verified(verdict.rule, refusals=rule_refusals(verdict))
+        share = unexplained_share(ev, verdict, FAST_PIXELS)
+        return Verified(verdict.rule, refusals=rule_refusals(verdict), unexplained_share=share)
     return Refused(rule_refusals(verdict))
 
 
@@ -173,6 +175,8 @@ def keypoint_check(
             continue
         verdict = view.check.verdict(PIXELS)
         if verdict.accepted:
-            return Verified(verdict.rule, view.region, rule_refusals(verdict, view.mirrored))
+            share = unexplained_share(view.check, verdict, PIXELS)
+            before = rule_refusals(verdict, view.mirrored)
+            return Verified(verdict.rule, view.region, before, share)
         refusals.extend(rule_refusals(verdict, view.mirrored))
     return Refused(tuple(refusals))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import json
 import time
 import urllib.parse
@@ -11,8 +12,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import psycopg
 import pytest
+from skimage import data
 
 from infra.consumer_lag import watched_groups
 from infra.settings import Settings
@@ -21,6 +25,7 @@ from scripts.make_sample_dataset import SampleDataset
 from sinks.blob_keys import blob_key
 from sinks.object_store import ObjectStore
 from sinks.report import build_report, wait_drained
+from stream_processors.engine.decision import KEEP_OWN_BYTES_SHARE
 from tests.e2e.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -97,13 +102,16 @@ def test_replay_stores_each_image_once_and_references_duplicates(
         posts = conn.execute("SELECT post_id, image_id, decision FROM posts").fetchall()
         images = conn.execute("SELECT image_id, sha256, ref_count FROM images").fetchall()
         alerts = conn.execute("SELECT post_id, author, original_author FROM alerts").fetchall()
+        kept = {r[0] for r in conn.execute(
+            "SELECT own_blob_key FROM matches WHERE own_blob_key IS NOT NULL")}
 
     # one post row per upload
     assert sorted(p[0] for p in posts) == sorted(summary.upload_ids)
-    # one MinIO object per stored image, content-addressed
+    # one MinIO object per stored image, content-addressed, and one per copy that keeps its own
+    # bytes (it added content of its own)
     keys = set(ObjectStore(settings).list_keys())
-    assert keys == {blob_key(sha) for _, sha, _ in images}
-    assert len(keys) == len(images)
+    assert keys == {blob_key(sha) for _, sha, _ in images} | kept
+    assert len(keys) == len(images) + len(kept)
     # every duplicate post references an image of its own group
     duplicates = [p for p in posts if p[2] == "duplicate-reference"]
     assert duplicates, "the sample has exact copies: at least those must be references"
@@ -200,3 +208,72 @@ def test_alerts_counted_by_the_postgres_sink_match_the_alerts_table(
         return value if value == alerts else None
 
     wait_for(f"picnix_alerts_total = {alerts} in Prometheus", counted, timeout=60)
+
+
+def _astronaut_uploads(root: Path) -> dict[str, Path]:
+    """scikit-image's astronaut by alice, and two copies by bob: a JPEG re-encode and the
+    same picture with a caption box pasted on (as in tests/unit/test_unexplained.py)."""
+    img = np.ascontiguousarray(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    captioned = img.copy()
+    cv2.rectangle(captioned, (102, 25), (408, 76), (255, 255, 255), -1)
+    cv2.putText(captioned, "SO MUCH WOW", (132, 63), cv2.FONT_HERSHEY_DUPLEX, 1.25, (0, 0, 0), 3,
+                cv2.LINE_AA)
+    paths = {
+        "original": root / "original" / "alice" / "astronaut.png",
+        "reencode": root / "copies" / "bob" / "astronaut-q40.jpg",
+        "captioned": root / "copies" / "bob" / "astronaut-caption.png",
+    }
+    for path in paths.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(paths["original"]), img)
+    cv2.imwrite(str(paths["reencode"]), img, [cv2.IMWRITE_JPEG_QUALITY, 40])
+    cv2.imwrite(str(paths["captioned"]), captioned)
+    return paths
+
+
+def test_a_caption_copy_keeps_its_own_bytes_and_a_reencode_does_not(
+    pipeline: Settings, replayed: ReplaySummary, tmp_path: Path
+) -> None:
+    """Both copies reference alice's original (a duplicate-reference, an IP-theft alert for
+    bob); the captioned one also keeps its own bytes, under its own key, and saves nothing."""
+    settings = pipeline
+    paths = _astronaut_uploads(tmp_path)
+    # the original first and drained: the copies must find it stored
+    for folder in ("original", "copies"):
+        items = discover(tmp_path / folder)
+        summary = asyncio.run(replay(settings, items, progress=None))
+        assert wait_drained(settings, summary.upload_ids, idle_timeout=120) == 0
+    ids = {
+        name: upload_id_for(str(path.relative_to(tmp_path / path.parts[-3])), path.read_bytes())
+        for name, path in paths.items()
+    }
+    sha = {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in paths.items()}
+    with psycopg.connect(settings.pg_dsn) as conn:
+        rows = {
+            r[0]: r[1:] for r in conn.execute(
+                "SELECT p.post_id, p.decision, p.image_id, m.unexplained_share, m.own_blob_key"
+                " FROM posts p LEFT JOIN matches m USING (post_id) WHERE p.post_id = ANY(%s)",
+                (list(ids.values()),),
+            )
+        }
+        alerted = {r[0] for r in conn.execute(
+            "SELECT post_id FROM alerts WHERE post_id = ANY(%s)", (list(ids.values()),))}
+        stored = conn.execute(
+            "SELECT (SELECT sum(byte_size) FROM images) + (SELECT coalesce(sum(p.byte_size), 0)"
+            " FROM matches m JOIN posts p USING (post_id) WHERE m.own_blob_key IS NOT NULL)"
+        ).fetchone()
+    original = ids["original"]
+    assert rows[original][:2] == ("new-cluster", original)
+    for name in ("reencode", "captioned"):
+        decision, image_id, _, _ = rows[ids[name]]
+        assert (decision, image_id) == ("duplicate-reference", original)
+        assert ids[name] in alerted
+    _, _, plain_share, plain_key = rows[ids["reencode"]]
+    assert plain_share is not None and plain_share < KEEP_OWN_BYTES_SHARE and plain_key is None
+    _, _, share, own_key = rows[ids["captioned"]]
+    assert share >= KEEP_OWN_BYTES_SHARE and own_key == blob_key(sha["captioned"])
+    keys = set(ObjectStore(settings).list_keys())
+    assert {blob_key(sha["original"]), blob_key(sha["captioned"])} <= keys
+    assert blob_key(sha["reencode"]) not in keys
+    # the report counts the kept bytes as stored: they saved nothing
+    assert stored is not None and build_report(settings).bytes_stored_db == stored[0]

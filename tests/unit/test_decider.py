@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from skimage import data
 
 from schemas.events import (
     DecisionEvent,
@@ -144,6 +145,33 @@ def test_delete_keeps_a_referenced_image_and_drops_an_orphan() -> None:
     redelivered = _emitted(decider.handle(PostDeleteEvent(post_id="u2", deleted_at="t"), seq=5))
     assert redelivered.redelivered and redelivered.event == last
     assert _emitted(decider.handle(_feature("u2", _png(1), 1), seq=6)).event == last
+
+
+def _photo_png(captioned: bool = False) -> bytes:
+    """scikit-image's astronaut, or the same with a caption box pasted on (a copy that adds
+    content of its own, as in test_unexplained)."""
+    img = np.ascontiguousarray(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    if captioned:
+        cv2.rectangle(img, (102, 25), (408, 76), (255, 255, 255), -1)
+        cv2.putText(img, "SO MUCH WOW", (132, 63), cv2.FONT_HERSHEY_DUPLEX, 1.25, (0, 0, 0), 3,
+                    cv2.LINE_AA)
+    ok, buf = cv2.imencode(".png", img)
+    assert ok
+    return buf.tobytes()
+
+
+def test_a_copy_that_keeps_its_own_bytes_names_them_when_deleted() -> None:
+    decider = Tables().decider()
+    decider.handle(_feature("u1", _photo_png(), 0), seq=0)
+    copy = _emitted(decider.handle(_feature("u2", _photo_png(captioned=True), 1), seq=1)).event
+    assert isinstance(copy, DecisionEvent)
+    assert copy.decision.kind == "duplicate-reference" and copy.decision.image_id == "u1"
+    assert copy.decision.keeps_own_bytes and copy.decision.unexplained_share is not None
+    deleted = _emitted(decider.handle(PostDeleteEvent(post_id="u2", deleted_at="t"), seq=2)).event
+    assert isinstance(deleted, PostDeletedEvent) and not deleted.orphaned
+    assert deleted.own_sha256 == copy.image.sha256
+    plain = _emitted(decider.handle(PostDeleteEvent(post_id="u1", deleted_at="t"), seq=3)).event
+    assert isinstance(plain, PostDeletedEvent) and plain.own_sha256 is None
 
 
 def test_updates_apply_to_live_posts_only() -> None:

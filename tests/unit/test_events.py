@@ -145,3 +145,24 @@ def test_a_decision_s_refusals_round_trip_and_older_records_read_without_them() 
     frame.header["decision"]["refused"] = [{"entry_id": "p7", "image_id": "p7", "check": 3}]
     with pytest.raises(SchemaError, match=r"decision\.refused\[0\]\.check"):
         DecisionEvent.from_record(pack(frame.header))
+
+
+def test_a_decision_s_added_content_round_trips_and_older_records_read_without_it() -> None:
+    """The share a copy's original does not explain and whether its own bytes are kept travel
+    with the decision; a record written before reads as unmeasured and not kept."""
+    info = DecisionInfo(
+        "duplicate-reference", "o", "o", 20.0, "default:hash+pixels", reason="overlays",
+        unexplained_share=0.18, keeps_own_bytes=True,
+    )
+    event = DecisionEvent(
+        upload_id="u", decision=info, post=PostInfo("a", "t", "", "now"),
+        image=ImageInfo("0" * 64, 1, 1, 1, "png"), upload_ref=UploadRef("t", 0, 1), seq=3,
+    )
+    assert DecisionEvent.from_record(event.to_record()) == event
+    frame = unpack(event.to_record())
+    del frame.header["decision"]["unexplained_share"], frame.header["decision"]["keeps_own_bytes"]
+    old = DecisionEvent.from_record(pack(frame.header)).decision
+    assert old.unexplained_share is None and not old.keeps_own_bytes
+    frame.header["decision"]["keeps_own_bytes"] = "yes"
+    with pytest.raises(SchemaError, match=r"decision\.keeps_own_bytes"):
+        DecisionEvent.from_record(pack(frame.header))

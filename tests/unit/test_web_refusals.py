@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from schemas.events import RefusalInfo, RefusedCandidateInfo
+from sinks.blob_keys import blob_key
 from web.pages.render import _ENV
 from web.queries import post_from_row
 
@@ -36,6 +37,7 @@ def _row(**overrides: Any) -> dict[str, Any]:
         "first_author": "alice", "distance": 20.0, "method": "default:hash+pixels",
         "region_x0": None, "region_y0": None, "region_x1": None, "region_y1": None,
         "reason": "overlay", "reason_refusals": [dataclasses.asdict(CLEAN_COPY)],
+        "unexplained_share": None, "own_blob_key": None,
         "refused": [dataclasses.asdict(COLOURS), dataclasses.asdict(GEOMETRY)],
         "alert_author": None, "original_author": None, "alert_at": None, "platform": None,
         "delete_requested_at": None,
@@ -71,3 +73,19 @@ def test_the_post_page_names_each_refused_picture_its_rule_and_why() -> None:
     assert '<code title="colours-changed">colours</code>: chroma_flip 0.222' in html
     assert "mirrored: 4 matches &lt; min_matches 8" in html
     assert "(keypoints)" in html and "(hash alignment)" in html
+
+
+def test_the_post_page_says_a_copys_added_content_was_kept_and_its_share() -> None:
+    own = "ab" * 32
+    post = post_from_row(_row(unexplained_share=0.234, own_blob_key=blob_key(own)))
+    assert post.decision is not None and post.decision.evidence is not None
+    assert post.decision.evidence.own_image == f"/v1/images/{own}"
+    html = _ENV.get_template("post.html").render(
+        post=post, duplicates=[], similar=[], copies=[], as_uploaded={}, counts={},
+        notice=None, request=SimpleNamespace(url=SimpleNamespace(path="/posts/p-copy")),
+        session=SimpleNamespace(csrf_token="t", key=SimpleNamespace(name="mod", key_id="k")),
+    )
+    assert "23 % of the upload is not explained by the original: its added content was kept" in html
+    plain = post_from_row(_row(unexplained_share=0.0))
+    assert plain.decision is not None and plain.decision.evidence is not None
+    assert plain.decision.evidence.own_image is None

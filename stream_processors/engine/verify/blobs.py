@@ -136,6 +136,7 @@ class _Blobs:
             most = [max(m) for m in per_blob if m]
             return [max(least), max(most)] if least else []
 
+        tight = sum(self._tight_area(label) for label in parts)
         return OverlayBlob(
             area / n_valid,
             outside / total,
@@ -148,7 +149,18 @@ class _Blobs:
             motifs,
             parts=len(parts),
             self_mirrored=self_mirrored,
+            query_share=tight / self.faint.size,
         )
+
+    def _tight_area(self, label: int) -> int:
+        """The area of the box around the blob's strong disagreement (its faint one when it has
+        none): the merged blob's box is grown by the merging (``_BLOB_MERGE``) and takes in the
+        faint residue around a caption, which would count a margin of the picture as pasted-on
+        matter (a caption box of 0.06 of a photo: 0.14 merged, 0.11 faint, 0.06 strong)."""
+        own = (self.labels == label).view(np.uint8)
+        strong = self.strong & own
+        _, _, w, h = cv2.boundingRect(strong if cv2.countNonZero(strong) else self.faint & own)
+        return int(w * h)
 
     def _half_turn_repeat(
         self,

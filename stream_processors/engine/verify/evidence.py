@@ -66,6 +66,9 @@ class OverlayBlob:
     parts: int = 1  # separate blobs taken together (a meme's caption bands, stickers)
     # how well one blob repeats, turned half round, at another's place in both pictures
     self_mirrored: float = 0.0
+    # the blobs' tight boxes (around the disagreement itself, not the merged blob), share of
+    # the query thumbnail: what an accepted overlay adds to the upload (verify.unexplained)
+    query_share: float = 0.0
 
     @cached_property
     def _motifs(self) -> list[float]:
@@ -101,6 +104,9 @@ class PixelCheck:
     overlays: OverlayBlob | None = None
     # the agreement beyond the stored picture's silhouette (None: not measured)
     silhouette: SilhouetteContent | None = None
+    # share of the query thumbnail with content outside where the stored picture maps into
+    # it: a frame, a page or a collage around the picture (verify.unexplained)
+    outside_content: float = 0.0
 
     def passes(self, t: PixelThresholds) -> bool:
         return self.verdict(t).accepted

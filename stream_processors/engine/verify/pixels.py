@@ -65,13 +65,16 @@ def pixel_check(
     stored_area_in_q = max(1e-6, mapped_area(affine, sw, sh))
     cover_q = n_valid / float(qw * qh)
     cover_s = min(1.0, n_valid / stored_area_in_q)
+    outside_content = 0.0
     if n_valid >= 64:
         # the part of either image outside the overlap may be flat background (a border, a pad,
         # a vignetted margin that trimming kept): it carries no content, so it is not uncovered
         in_s = warp(np.ones((qh, qw), np.uint8), invert(affine), (sw, sh), cv2.INTER_NEAREST, 0)
         valid_s = cv2.erode(in_s, _ERODE_KERNEL)
-        cover_q = max(cover_q, content_cover(q, valid_u8))
+        q_content = content_mask(q)
+        cover_q = max(cover_q, _cover_of(q_content, valid_u8))
         cover_s = max(cover_s, content_cover(s, valid_s))
+        outside_content = content_outside(q_content, inside)
     q_area, s_area = float(qw * qh), stored_area_in_q
     cover_small, cover_large = (cover_q, cover_s) if q_area <= s_area else (cover_s, cover_q)
     if n_valid < 64:
@@ -152,7 +155,27 @@ def pixel_check(
         # the stored side unfitted: the fit and the smooth residual would carry the query's own
         # content into it
         silhouette_content(q_grey, mean_grey(warped), valid_u8),
+        outside_content,
     )
+
+
+def content_mask(img: np.ndarray) -> np.ndarray:
+    """Where an image has content (uint8 1/0): its grey level varies within a _FLAT_WINDOW
+    window by more than _FLAT_STD; the rest is flat background (a pad, a plain margin)."""
+    grey = mean_grey(img)
+    k = (_FLAT_WINDOW, _FLAT_WINDOW)
+    mean = cv2.blur(grey, k)
+    var = cv2.blur(grey * grey, k) - mean * mean
+    return (var > _FLAT_STD**2).view(np.uint8)
+
+
+def _cover_of(content: np.ndarray, covered: np.ndarray) -> float:
+    """Fraction of the ``content`` pixels (uint8) inside ``covered`` (uint8); 0 when under
+    _MIN_CONTENT of the pixels are content, so the caller keeps the plain area coverage."""
+    n = cv2.countNonZero(content)
+    if n < _MIN_CONTENT * content.size:
+        return 0.0
+    return float(cv2.countNonZero(content & covered)) / n
 
 
 def content_cover(img: np.ndarray, covered: np.ndarray) -> float:
@@ -162,12 +185,14 @@ def content_cover(img: np.ndarray, covered: np.ndarray) -> float:
     an image with almost no content (under _MIN_CONTENT of its pixels) gets 0, so the caller
     keeps the plain area coverage.
     """
-    grey = mean_grey(img)
-    k = (_FLAT_WINDOW, _FLAT_WINDOW)
-    mean = cv2.blur(grey, k)
-    var = cv2.blur(grey * grey, k) - mean * mean
-    content = (var > _FLAT_STD**2).view(np.uint8)
-    n = cv2.countNonZero(content)
-    if n < _MIN_CONTENT * content.size:
-        return 0.0
-    return float(cv2.countNonZero(content & covered)) / n
+    return _cover_of(content_mask(img), covered)
+
+
+def content_outside(content: np.ndarray, inside: np.ndarray) -> float:
+    """Share of the query's pixels that have content (``content``, uint8) and lie outside
+    ``inside`` (uint8: where the stored picture maps into the query), grown by the overlap's
+    erosion so the mapping's own edge (rounding, a resampled border line) is not counted:
+    what a frame, a page or a collage around the picture adds. Flat fill (a rotation's
+    corners, plain paper) carries nothing of its own and is not counted."""
+    mapped = cv2.dilate(inside, _ERODE_KERNEL)
+    return float(cv2.countNonZero(content & (1 - mapped))) / content.size
