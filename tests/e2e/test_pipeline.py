@@ -210,18 +210,20 @@ def test_alerts_counted_by_the_postgres_sink_match_the_alerts_table(
     wait_for(f"picnix_alerts_total = {alerts} in Prometheus", counted, timeout=60)
 
 
-def _astronaut_uploads(root: Path) -> dict[str, Path]:
-    """scikit-image's astronaut by alice, and two copies by bob: a JPEG re-encode and the
-    same picture with a caption box pasted on (as in tests/unit/test_unexplained.py)."""
-    img = np.ascontiguousarray(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+def _captioned_uploads(root: Path) -> dict[str, Path]:
+    """A photo by alice, and two copies by bob: a JPEG re-encode and the same picture with a
+    caption box pasted on (as in tests/unit/test_unexplained.py). The photo is scikit-image's
+    stereo motorcycle, which the sample replayed before (scripts.make_sample_dataset) does not
+    hold: its astronaut would make alice's upload a copy itself."""
+    img = np.ascontiguousarray(cv2.cvtColor(data.stereo_motorcycle()[0], cv2.COLOR_RGB2BGR))
     captioned = img.copy()
     cv2.rectangle(captioned, (102, 25), (408, 76), (255, 255, 255), -1)
     cv2.putText(captioned, "SO MUCH WOW", (132, 63), cv2.FONT_HERSHEY_DUPLEX, 1.25, (0, 0, 0), 3,
                 cv2.LINE_AA)
     paths = {
-        "original": root / "original" / "alice" / "astronaut.png",
-        "reencode": root / "copies" / "bob" / "astronaut-q40.jpg",
-        "captioned": root / "copies" / "bob" / "astronaut-caption.png",
+        "original": root / "original" / "alice" / "motorcycle.png",
+        "reencode": root / "copies" / "bob" / "motorcycle-q40.jpg",
+        "captioned": root / "copies" / "bob" / "motorcycle-caption.png",
     }
     for path in paths.values():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -237,7 +239,7 @@ def test_a_caption_copy_keeps_its_own_bytes_and_a_reencode_does_not(
     """Both copies reference alice's original (a duplicate-reference, an IP-theft alert for
     bob); the captioned one also keeps its own bytes, under its own key, and saves nothing."""
     settings = pipeline
-    paths = _astronaut_uploads(tmp_path)
+    paths = _captioned_uploads(tmp_path)
     # the original first and drained: the copies must find it stored
     for folder in ("original", "copies"):
         items = discover(tmp_path / folder)
