@@ -147,23 +147,23 @@ def pipeline_up(
 
 
 def _wait_ready(settings: Settings, wanted: tuple[Component, ...], timeout: float) -> None:
+    """Until every component is ready in one pass: a worker that was ready stops consuming
+    while its group rebalances for the next worker that joins, so a component seen ready once
+    may not be ready when the last one is."""
     deadline = time.monotonic() + timeout
-    pending = {c.name: c for c in wanted}
-    details: dict[str, str] = {}
-    while pending:
-        for name, component in list(pending.items()):
-            if running_pid(settings, name, component.marker) is None:
+    while True:
+        pending: list[tuple[Component, str]] = []
+        for component in wanted:
+            if running_pid(settings, component.name, component.marker) is None:
                 raise _died(settings, component, "exited before it was ready")
-            ready, details[name] = probe(component.metrics_port(component.settings_for(settings)))
-            if ready:
-                del pending[name]
+            ready, detail = probe(component.metrics_port(component.settings_for(settings)))
+            if not ready:
+                pending.append((component, detail))
         if not pending:
             return
         if time.monotonic() >= deadline:
-            (name, component), *_ = pending.items()
-            raise _died(
-                settings, component, f"not ready after {timeout:.0f} s ({details[name]})"
-            )
+            component, detail = pending[0]
+            raise _died(settings, component, f"not ready after {timeout:.0f} s ({detail})")
         time.sleep(READY_POLL_SECONDS)
 
 
