@@ -63,7 +63,7 @@ from stream_processors.index_feed import (
     open_replica,
 )
 from stream_processors.memory_release import RELEASE_INTERVAL_S, release_free_memory
-from stream_processors.replica import IndexReplica
+from stream_processors.replica import CaughtUp, IndexReplica
 from stream_processors.search_view import SearchRefused, install_search_view
 
 log = logging.getLogger(__name__)
@@ -243,9 +243,13 @@ def create_app(settings: Settings) -> faust.App:
                 await matches.send(key=event.key, value=event.value)
                 continue
             await _pace(replica, sent.offset)
-            result = await loop.run_in_executor(
-                replica_executor, replica.match, parsed, event.value
+            started = await loop.run_in_executor(
+                replica_executor, replica.start_match, parsed, event.value
             )
+            # the index records that arrived meanwhile are applied first (one thread, in turn)
+            caught_up = await loop.run_in_executor(replica_executor, replica.catch_up, started)
+            _count_caught_up(caught_up)
+            result = caught_up.event
             metrics.MATCH_SECONDS.observe(result.match_seconds)
             # not awaited: the next match need not wait for the broker (Faust flushes the
             # producer before it commits the features offset, so nothing sent is lost)
@@ -351,6 +355,12 @@ def _count_settled(match: MatchEvent, settled: Settled, position: int) -> None:
         if settled.index_queried:
             metrics.COMMIT_QUERIES.inc()
     metrics.MATCH_LAG.observe(max(0, position - match.position))
+
+
+def _count_caught_up(caught_up: CaughtUp) -> None:
+    metrics.MATCH_CATCH_UP.observe(caught_up.positions)
+    if caught_up.settled is not None and caught_up.settled.reevaluated:
+        metrics.MATCH_CATCH_UP_REEVALUATED.inc()
 
 
 def _count(outcome: Emit) -> None:

@@ -59,6 +59,15 @@ MATCH_LAG = Histogram(
     "Index-log positions between a match's replica and the commit that settled it",
     buckets=LAG_BUCKETS,
 )
+MATCH_CATCH_UP = Histogram(
+    "picnix_match_catch_up_positions",
+    "Index-log positions a worker settled its own match across before sending it",
+    buckets=LAG_BUCKETS,
+)
+MATCH_CATCH_UP_REEVALUATED = Counter(
+    "picnix_match_catch_up_reevaluated_total",
+    "Matches a worker evaluated again in catching them up (a change since could alter them)",
+)
 PACING_BUCKETS = (0.0, 0.002, 0.01, 0.05, 0.1, 0.25)
 MATCH_PACED_SECONDS = Histogram(
     "picnix_match_paced_seconds",

@@ -14,6 +14,8 @@ log read again from its start, changes nothing.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, replace
+from typing import Any
 
 from schemas.events import (
     INDEX_TOPIC_EVENTS,
@@ -30,6 +32,7 @@ from stream_processors.decider import (
     queries_to_info,
 )
 from stream_processors.engine.checks import CheckMemo
+from stream_processors.engine.decision import Settled
 from stream_processors.engine.method import DedupMethod
 
 
@@ -68,21 +71,74 @@ class IndexReplica:
         return True
 
     def match(self, feature: FeatureEvent, record: bytes) -> MatchEvent:
+        """Evaluate one upload on the replica as it is now (``start_match``, then
+        ``catch_up`` at once). ``record`` is the feature event as it arrived."""
+        return self.catch_up(self.start_match(feature, record)).event
+
+    def start_match(self, feature: FeatureEvent, record: bytes) -> Matched:
         """Evaluate one upload on the replica as it is now. ``record`` is the feature event as
         it arrived, passed on whole to the commit. An upload extracted by another method is
         passed on unevaluated: the commit refuses it with its reason."""
         started = time.perf_counter()
         position = self._method.position
         if feature.method != self._method.name:
-            return MatchEvent(
+            event = MatchEvent(
                 upload_id=feature.upload_id, decision=None, position=position,
                 match_seconds=0.0, feature=record,
             )
+            return Matched(event, None, CheckMemo())
         signature = self._method.signature_from_bytes(feature.signature)
         checks = CheckMemo()
         decision = self._method.evaluate(feature.upload_id, signature, checks)
-        return MatchEvent(
+        event = MatchEvent(
             upload_id=feature.upload_id, decision=decision_to_info(decision), position=position,
             match_seconds=time.perf_counter() - started, feature=record,
             checks=checks_to_info(checks), queries=queries_to_info(checks),
         )
+        return Matched(event, signature, checks)
+
+    def catch_up(self, matched: Matched) -> CaughtUp:
+        """The match settled against the index changes this replica applied while it was being
+        evaluated (the worker applies the index log between a match and its catch-up): the
+        decision it would make now, exactly, at the position now.
+
+        Why: the commit settles a match against every change after its position, and each one
+        that could alter the outcome makes the sequential commit evaluate again, verifying the
+        candidates those changes brought (5-50 ms each). A match takes tens of milliseconds,
+        in which the other workers' uploads are committed; settling those here, in parallel,
+        leaves the commit only the changes made after the match was sent."""
+        event = matched.event
+        if event.decision is None or event.position == self._method.position:
+            return CaughtUp(event)
+        started = time.perf_counter()
+        checks = matched.checks
+        settled = self._method.settle(
+            event.upload_id, matched.signature, decision_from_info(event.upload_id, event.decision),
+            event.position, checks,
+        )
+        caught_up = replace(
+            event, decision=decision_to_info(settled.decision), position=self._method.position,
+            match_seconds=event.match_seconds + time.perf_counter() - started,
+            checks=checks_to_info(checks), queries=queries_to_info(checks),
+        )
+        return CaughtUp(caught_up, self._method.position - event.position, settled)
+
+
+@dataclass(frozen=True)
+class Matched:
+    """A match as evaluated, with what its catch-up needs: the parsed signature (None: the
+    upload was not evaluated) and the memo of its checks and index answers."""
+
+    event: MatchEvent
+    signature: Any
+    checks: CheckMemo
+
+
+@dataclass(frozen=True)
+class CaughtUp:
+    """The match to send, how many index-log positions its catch-up moved it, and the
+    catch-up's settlement (None: nothing to catch up)."""
+
+    event: MatchEvent
+    positions: int = 0
+    settled: Settled | None = None

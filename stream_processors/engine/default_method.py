@@ -497,10 +497,15 @@ class DefaultMethod:
         queries, as settle built it), and whether it queried the index: not when the match's
         answers merge with the entries added since (engine.index_queries: nothing removed
         since, the same word-statistics epoch, and the match made every query this evaluation
-        makes)."""
+        makes). ``memo`` ends with the answers as of now, so a settled match can be settled
+        again at a later position (a replica catching up its own match, then the commit)."""
         added = self._added_since(position)
+        matched_answers, memo.queries = memo.queries, QueryRecord()
         if added is not None and epoch_start(position) == epoch_start(self._position):
-            queries = MergedQueries(upload, memo.queries, added, self._key_of, self._words)
+            queries = MergedQueries(
+                upload, matched_answers, added, self._key_of, self._words, self._entry_id,
+                memo.queries,
+            )
             cluster: Callable[[tuple[RefusedCandidate, ...]], Decision]
             if matched.is_duplicate:  # no nearest cluster was measured at the match
                 cluster = partial(cluster_rule, self._clusters, upload_id, sig.code)

@@ -84,7 +84,19 @@ class UploadQuery:
         return tuple(QueryWordSet(d) for d in self.views)
 
 
-class LiveQueries:
+class _Recording:
+    """Keeps each answer given, by entry id (a replica's keys are its own), in ``record``."""
+
+    def __init__(self, entry_id: Callable[[int], str], record: QueryRecord | None) -> None:
+        self._entry_id = entry_id
+        self._record = record
+
+    def _keep(self, name: str, ranked: list[tuple[int, float]]) -> None:
+        if self._record is not None:
+            self._record.put(name, tuple((self._entry_id(k), float(v)) for k, v in ranked))
+
+
+class LiveQueries(_Recording):
     """The queries answered by the index, each answer recorded (by entry id) when ``record``
     is given, for the commit."""
 
@@ -98,15 +110,10 @@ class LiveQueries:
         entry_id: Callable[[int], str],
         record: QueryRecord | None = None,
     ) -> None:
+        super().__init__(entry_id, record)
         self._upload = upload
         self._indexes = {"sha": sha, "hash": hashes, "coarse": coarse}
         self._words = words
-        self._entry_id = entry_id
-        self._record = record
-
-    def _keep(self, name: str, ranked: list[tuple[int, float]]) -> None:
-        if self._record is not None:
-            self._record.put(name, tuple((self._entry_id(k), float(v)) for k, v in ranked))
 
     def exact(self) -> list[int]:
         """Keys whose SHA-256 prefix is the upload's, ascending."""
@@ -130,11 +137,13 @@ class LiveQueries:
         return hits
 
 
-class MergedQueries:
+class MergedQueries(_Recording):
     """The queries answered from a match's ``record`` and the entries ``added`` since its
     position (key, entry; in key order), exactly as the index would answer them now, given
     that nothing was removed since and the word-statistics epoch is the match's (the caller
-    checks both). ``key_of``: the key of an entry id in this index."""
+    checks both). ``key_of``: the key of an entry id in this index; ``record_into``: where
+    each answer given is recorded (``entry_id``: a key's entry id), so that a replica that
+    settles its own match passes on answers as of its newer position."""
 
     def __init__(
         self,
@@ -143,30 +152,38 @@ class MergedQueries:
         added: list[tuple[int, AddedEntry]],
         key_of: Callable[[str], int],
         words: VisualWordIndex,
+        entry_id: Callable[[int], str],
+        record_into: QueryRecord | None = None,
     ) -> None:
+        super().__init__(entry_id, record_into)
         self._upload = upload
-        self._record = record
+        self._recorded_answers = record
         self._added = added
         self._key_of = key_of
         self._words = words
 
     def _recorded(self, name: str) -> list[tuple[int, float]]:
-        return [(self._key_of(entry), value) for entry, value in self._record.get(name)]
+        return [(self._key_of(entry), value) for entry, value in self._recorded_answers.get(name)]
 
     def exact(self) -> list[int]:
         keys = [k for k, _ in self._recorded(EXACT)]
         mine = self._upload.sha_code.tobytes()
-        return keys + [k for k, entry in self._added if entry.sha16 == mine]
+        keys += [k for k, entry in self._added if entry.sha16 == mine]
+        self._keep(EXACT, [(k, 0.0) for k in keys])
+        return keys
 
     def search(self, table: str, variant: int, radius: int, limit: int) -> list[tuple[int, int]]:
-        hits = [(k, int(d)) for k, d in self._recorded(_hash_name(table, variant, radius, limit))]
+        name = _hash_name(table, variant, radius, limit)
+        hits = [(k, int(d)) for k, d in self._recorded(name)]
         query = (self._upload.hashes if table == "hash" else self._upload.coarse)[variant]
         for key, entry in self._added:
             code = entry.code if table == "hash" else entry.coarse
             dist = int(np.bitwise_count(query ^ code).sum())
             if dist <= radius:
                 hits.append((key, dist))
-        return sorted(hits, key=lambda kd: (kd[1], kd[0]))[:limit]
+        ranked = sorted(hits, key=lambda kd: (kd[1], kd[0]))[:limit]
+        self._keep(name, [(k, d) for k, d in ranked])
+        return ranked
 
     def word_hits(self, limit: int, min_words: int, counted_keys: int) -> list[list[WordVotes]]:
         views = self._upload.word_sets
@@ -179,7 +196,10 @@ class MergedQueries:
             for view, vote in enumerate(votes):
                 if vote is not None:
                     ranked[view].append(WordVotes(key, vote))
-        return [sorted(r, key=lambda w: (-w.votes, w.key))[:limit] for r in ranked]
+        hits = [sorted(r, key=lambda w: (-w.votes, w.key))[:limit] for r in ranked]
+        for view, best in enumerate(hits):
+            self._keep(_words_name(view, limit, min_words), [(w.key, w.votes) for w in best])
+        return hits
 
 
 IndexQueries = LiveQueries | MergedQueries

@@ -24,6 +24,7 @@ from schemas.events import (
     UploadRef,
 )
 from stream_processors.decider import INDEX_POSITION_KEY, Decider, Emit, Pending, Refuse
+from stream_processors.engine.decision import DecisionKind
 from stream_processors.engine.decode import decode_image
 from stream_processors.engine.default_method import DefaultMethod
 from stream_processors.engine.feature_store import MappingFeatureStore
@@ -305,6 +306,29 @@ def test_index_records_keep_a_replica_in_step_and_settle_its_stale_matches() -> 
     # a re-delivered upload sends its index record again, for a replica that lost it
     again = _emitted(decider.handle(_feature("u1", _png(1), 0), seq=9))
     assert again.redelivered and [r.upload_id for r in again.index] == ["u1"]
+
+
+def test_a_replica_catches_its_match_up_with_the_records_applied_since() -> None:
+    tables = Tables()
+    decider = tables.decider()
+    replica = _replica()
+    first = _commit_via(decider, replica, _feature("u1", _png(1), 0), seq=0)
+    copy = _feature("u2", _png(1, size=128), 1)
+    started = replica.start_match(copy, copy.to_record())  # before the replica has u1
+    assert started.event.decision is not None
+    assert started.event.decision.kind == DecisionKind.NEW_CLUSTER.value
+    for record in first.index:
+        assert replica.apply(record.to_record())
+    caught_up = replica.catch_up(started)
+    assert caught_up.positions == 1 and caught_up.event.position == replica.position == 0
+    assert caught_up.event.decision is not None
+    assert caught_up.event.decision.image_id == "u1"
+    # the commit, in step with the replica now, takes the caught-up match as it is
+    pending = decider.begin(copy, seq=1)
+    assert isinstance(pending, Pending)
+    settled = decider.settle(pending, caught_up.event)
+    assert not settled.reevaluated and settled.decision.image_id == "u1"
+    assert replica.catch_up(replica.start_match(copy, b"")).positions == 0  # nothing since
 
 
 def decider_position(tables: Tables) -> int:

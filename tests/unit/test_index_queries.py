@@ -109,8 +109,16 @@ def test_merged_answers_are_the_index_answers_now(
         key = store.add(sha, code, coarse, desc)
         added.append((key, added_entry(sha.tobytes(), code, coarse, desc)))
     now = _ask(store.queries(upload), counted)
-    merged = MergedQueries(upload, record, added, store.ids.index, store.words)
+    entry_id = store.ids.__getitem__
+    recorded_now = QueryRecord()
+    merged = MergedQueries(upload, record, added, store.ids.index, store.words, entry_id,
+                           recorded_now)
     assert _ask(merged, counted) == now
+    # the merged answers, recorded, are what the index now records: a replica that settles
+    # its own match passes them on for the commit to merge with what is added after
+    live_now = QueryRecord()
+    _ask(store.queries(upload, live_now), counted)
+    assert recorded_now.items() == live_now.items()
     assert now != at_match  # the added entries changed the answers
     exact_now, exact_then = now[0], at_match[0]
     assert isinstance(exact_now, list) and isinstance(exact_then, list)
@@ -139,6 +147,6 @@ def test_a_query_the_match_did_not_make_is_not_answered() -> None:
         np.zeros(SHA_BYTES, np.uint8), np.zeros((2, 32), np.uint8), np.zeros((2, 8), np.uint8),
         (np.zeros((0, 32), np.uint8), np.zeros((0, 32), np.uint8)),
     )
-    merged = MergedQueries(upload, QueryRecord(), [], int, vw.VisualWordIndex())
+    merged = MergedQueries(upload, QueryRecord(), [], int, vw.VisualWordIndex(), str)
     with pytest.raises(NotRecorded, match="hash v0 r15 l3"):
         merged.search("hash", 0, 15, 3)

@@ -110,19 +110,33 @@ def _remove(engine: DefaultMethod, removed: list[Removal], seq: int) -> None:
             engine.remove(entry, seq)
 
 
-@pytest.mark.parametrize("max_lag", [0, 2, 6])
+def _catch_up(replica: DefaultMethod, log: list[LogEntry], start: int, end: int) -> None:
+    for s, d, sig, removed in log[start:end]:
+        if d is None:
+            _remove(replica, removed, s)
+        else:
+            assert sig is not None
+            replica.apply(d, sig, s)
+
+
+# (seq, decision and signature applied, or the entries removed)
+LogEntry = tuple[int, Decision | None, DefaultSignature | None, list[Removal]]
+
+
+@pytest.mark.parametrize(("max_lag", "catch_up"), [(0, False), (2, False), (6, False), (6, True)])
 def test_lagging_replicas_settle_to_the_sequential_decisions(
-    stream: list[Upload], max_lag: int
+    stream: list[Upload], max_lag: int, catch_up: bool
 ) -> None:
+    """``catch_up``: after its match, the replica applies some more of the log and settles
+    its own match at that newer position before the commit settles it (IndexReplica.catch_up)."""
     expected = _sequential(stream)
     commit = DefaultMethod()
     replicas = [DefaultMethod(), DefaultMethod()]
     applied = [0, 0]  # how many log entries each replica has applied
-    # (seq, decision and signature applied, or the entries removed)
-    log: list[tuple[int, Decision | None, DefaultSignature | None, list[Removal]]] = []
+    log: list[LogEntry] = []
     rng = random.Random(max_lag)
     decisions: list[Decision] = []
-    reevaluated = merged = 0
+    reevaluated = merged = caught_up = 0
     for seq, up in enumerate(stream):
         if up.sig is None:
             removed = _delete(commit, decisions, up.upload_id, seq)
@@ -132,15 +146,17 @@ def test_lagging_replicas_settle_to_the_sequential_decisions(
         r = rng.randrange(2)
         # the replica catches up to a random point at most max_lag entries behind the log
         target = max(applied[r], len(log) - rng.randint(0, max_lag))
-        for s, d, sig, removed in log[applied[r] : target]:
-            if d is None:
-                _remove(replicas[r], removed, s)
-            else:
-                assert sig is not None
-                replicas[r].apply(d, sig, s)
+        _catch_up(replicas[r], log, applied[r], target)
         applied[r] = target
         checks = CheckMemo()
         matched = replicas[r].evaluate(up.upload_id, up.sig, checks)
+        if catch_up and target < len(log):
+            at_match = replicas[r].position
+            newer = rng.randint(target, len(log))
+            _catch_up(replicas[r], log, target, newer)
+            applied[r] = newer
+            matched = replicas[r].settle(up.upload_id, up.sig, matched, at_match, checks).decision
+            caught_up += newer > target
         # the verifications and index answers travel to the commit as the match event carries
         # them
         carried = checks_from_info(checks_to_info(checks), queries_to_info(checks))
@@ -152,6 +168,8 @@ def test_lagging_replicas_settle_to_the_sequential_decisions(
         decisions.append(settled.decision)
     assert decisions == expected
     assert sum(d.kind is DecisionKind.DUPLICATE_REFERENCE for d in decisions) >= 12
+    if catch_up:
+        assert caught_up >= 10
     if max_lag == 0:
         assert reevaluated == 0
     else:
