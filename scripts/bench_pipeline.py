@@ -31,8 +31,10 @@ own extract/decide/match/commit histograms (wall time) from Prometheus, to split
 share; ``commit_ms_p50``/``p99``, ``match_ms_p50``/``p99``, ``commit_reevaluated`` (the
 verifications those ran that their matches had not, ``commit_checks_run``, and how many of them
 queried the index instead of merging their match's answers, ``commit_index_queried``),
-``match_lag_positions_p50``/``p99`` and ``extracted_by_worker``/``matched_by_worker`` come from the
-same histograms over the whole run (``decide_split``): the sequential step, the parallel one, and
+``match_lag_positions_p50``/``p99`` (and ``match_lag_zero_share``, the commits with no change to
+settle), ``catch_up_positions_p50``/``p99`` and ``catch_up_reevaluated`` (the workers settling
+their own matches before sending them) and ``extracted_by_worker``/``matched_by_worker`` come
+from the same histograms over the whole run (``decide_split``): the sequential step, the parallel one, and
 each worker's share.
 """
 
@@ -693,19 +695,26 @@ def decide_split(settings: Settings) -> dict[str, Any]:
     were (index-log positions, p50/p99), and each worker's share of the uploads (extracted and
     matched, by its metrics endpoint)."""
     out: dict[str, Any] = {}
-    for stage, metric in (("commit", "picnix_commit_seconds"), ("match", "picnix_match_seconds"),
-                          ("lag", "picnix_match_lag_positions")):
+    for prefix, metric, scale in (
+        ("commit_ms", "picnix_commit_seconds", MS),
+        ("match_ms", "picnix_match_seconds", MS),
+        ("match_lag_positions", "picnix_match_lag_positions", 1.0),
+        ("catch_up_positions", "picnix_match_catch_up_positions", 1.0),
+    ):
         for q in QUANTILES:
             query = f"histogram_quantile({q}, sum by (le) ({metric}_bucket))"
             found = _prometheus(settings, query)
             value = float(found[0]["value"][1]) if found else math.nan
-            scale = 1.0 if stage == "lag" else MS
-            name = f"match_lag_positions_p{round(q * 100)}" if stage == "lag" else (
-                f"{stage}_ms_p{round(q * 100)}")
-            out[name] = None if math.isnan(value) else round(value * scale, 3)
+            out[f"{prefix}_p{round(q * 100)}"] = None if math.isnan(value) else round(
+                value * scale, 3)
+    # the share of commits whose match was settled in step: no change since to test
+    found = _prometheus(settings, 'sum(picnix_match_lag_positions_bucket{le="0.0"}) / '
+                                  "sum(picnix_match_lag_positions_count)")
+    out["match_lag_zero_share"] = round(float(found[0]["value"][1]), 4) if found else None
     for name, metric in (("commit_reevaluated", "picnix_commit_reevaluated_total"),
                          ("commit_checks_run", "picnix_commit_checks_total"),
-                         ("commit_index_queried", "picnix_commit_index_queries_total")):
+                         ("commit_index_queried", "picnix_commit_index_queries_total"),
+                         ("catch_up_reevaluated", "picnix_match_catch_up_reevaluated_total")):
         found = _prometheus(settings, f"sum({metric})")
         out[name] = int(float(found[0]["value"][1])) if found else 0
     for name, metric in (("extracted_by_worker", "picnix_uploads_total"),
