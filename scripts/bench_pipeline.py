@@ -34,8 +34,8 @@ queried the index instead of merging their match's answers, ``commit_index_queri
 ``match_lag_positions_p50``/``p99`` (and ``match_lag_zero_share``, the commits with no change to
 settle), ``catch_up_positions_p50``/``p99`` and ``catch_up_reevaluated`` (the workers settling
 their own matches before sending them) and ``extracted_by_worker``/``matched_by_worker`` come
-from the same histograms over the whole run (``decide_split``): the sequential step, the parallel one, and
-each worker's share.
+from the same histograms over the whole run (``decide_split``): the sequential step, the parallel
+one, and each worker's share.
 """
 
 from __future__ import annotations
