@@ -48,6 +48,11 @@ What is measured, and why this way:
   answers with the entries added since (engine.index_queries); ``commit_unverified_ms_p99`` is
   the p99 of the commits that ran no verification of their own (what is left once a candidate
   the changes brought in, a copy still in flight say, must be verified on the sequential step).
+  Each match is caught up as the worker does (``IndexReplica.catch_up``: settled against the
+  changes its replica applied while it was evaluated) once only CATCH_UP_RESIDUAL queries ahead
+  of it remain to be committed; ``caught_up`` counts the matches that moved, ``catch_up_ms_p50``
+  their settling (counted in ``match_ms_p50``). ``without_catch_up`` is the same stream with
+  every match sent as evaluated, the commit settling all COMMIT_WINDOW - 1 changes.
 * ``index_points`` times the global-hash stage alone on ``HammingIndex`` bulk-loaded
   (``add_many``): the QUERY_VARIANTS radius searches with the default method's shortlist radius and
   limit, plus the nearest-cluster-center search; ``bytes_per_image`` is both indexes' bytes / N.
@@ -82,6 +87,10 @@ FILL_CHUNK = 20_000  # synthetic records generated and ingested at a time (~0.5 
 # Uploads matched but not yet committed when one commits: two workers matching, the commit a
 # few records behind (what bench_pipeline's picnix_match_lag_positions shows)
 COMMIT_WINDOW = 4
+# Of those, the ones a match's catch-up misses: committed after the worker settled its match
+# against what its replica had applied and before the commit settles it
+# (bench_pipeline's picnix_match_lag_positions with the catch-up)
+CATCH_UP_RESIDUAL = 1
 
 
 @dataclass(frozen=True)
@@ -332,7 +341,11 @@ def bench_default_into(
         p50, p99 = _percentiles(times)
         stored = len(method)
         new_image = by_evidence.get(Evidence.CLUSTER, [])
-        split = commit_pass(method, queries, f"c{n}", rng)
+        order = int(rng.integers(1 << 31))  # one stream for both passes
+        split = commit_pass(
+            method, queries, f"c{n}", np.random.default_rng(order), CATCH_UP_RESIDUAL
+        )
+        unsplit = commit_pass(method, queries, f"u{n}", np.random.default_rng(order), None)
         points.append(
             {
                 "stored": stored,
@@ -345,6 +358,17 @@ def bench_default_into(
                 "commit_checks_run": split.checks_run,
                 "commit_unverified_ms_p99": _percentiles(split.unverified_ms)[1],
                 "commit_index_queried": split.index_queried,
+                "catch_up_ms_p50": (
+                    _percentiles(split.catch_up_ms)[0] if split.catch_up_ms else None
+                ),
+                "caught_up": len(split.catch_up_ms),
+                "without_catch_up": {
+                    "commit_ms_p50": _percentiles(unsplit.commit_ms)[0],
+                    "commit_ms_p99": _percentiles(unsplit.commit_ms)[1],
+                    "commit_reevaluated": unsplit.reevaluated,
+                    "commit_checks_run": unsplit.checks_run,
+                    "match_ms_p50": _percentiles(unsplit.match_ms)[0],
+                },
                 "decide_ms_mean": round(float(np.mean(times)), 4),
                 "new_image_ms_p50": _percentiles(new_image)[0] if new_image else None,
                 "bytes_per_image": round(
@@ -371,40 +395,73 @@ class SplitTimes:
     checks_run: int  # verifications the commits ran that their matches had not
     unverified_ms: list[float]  # the commits that ran no verification of their own
     index_queried: int  # evaluations again that queried the index (engine.index_queries)
+    catch_up_ms: list[float]  # the workers' settling of their own matches (part of match_ms)
+
+
+@dataclass
+class InFlight:
+    """A query matched and not yet committed (``match``: its index in match_ms)."""
+
+    upload_id: str
+    sig: Any
+    matched: Any
+    position: int
+    checks: CheckMemo
+    match: int
 
 
 def commit_pass(
-    method: Any, queries: list[Any], prefix: str, rng: np.random.Generator
+    method: Any,
+    queries: list[Any],
+    prefix: str,
+    rng: np.random.Generator,
+    catch_up_residual: int | None,
 ) -> SplitTimes:
     """The queries as a stream through the split decide, COMMIT_WINDOW in flight: each is
     matched at the index's position then, and committed (``settle`` + ``apply``, the commit's
     engine work) after the COMMIT_WINDOW - 1 queries matched before it are, so its settle sees
-    the changes those made. The stream is the queries shuffled: picked in manifest order, the
-    copies of one picture would follow each other, the burst in which every commit must
-    evaluate again. The entries committed leave the index again afterwards (untimed), so the
-    next size starts from the same images."""
+    the changes those made. With ``catch_up_residual`` R, a match is caught up (settled at
+    the position then, as IndexReplica.catch_up does on the worker) once only R queries ahead
+    of it remain to be committed: its commit then sees the changes of those R. The stream is
+    the queries shuffled: picked in manifest order, the copies of one picture would follow each
+    other, the burst in which every commit must evaluate again. The entries committed leave
+    the index again afterwards (untimed), so the next size starts from the same images."""
     match_ms: list[float] = []
     commit_ms: list[float] = []
     unverified_ms: list[float] = []
+    catch_up_ms: list[float] = []
     reevaluated = 0
     checks_run = 0
     index_queried = 0
-    in_flight: list[tuple[str, Any, Any, int, CheckMemo]] = []
+    in_flight: list[InFlight] = []
     committed: list[tuple[str, Any]] = []
+
+    def catch_up() -> None:
+        if catch_up_residual is None or len(in_flight) <= catch_up_residual:
+            return
+        m = in_flight[catch_up_residual]
+        if m.position == method.position:
+            return
+        t = time.perf_counter()
+        m.matched = method.settle(m.upload_id, m.sig, m.matched, m.position, m.checks).decision
+        m.position = method.position
+        catch_up_ms.append((time.perf_counter() - t) * 1e3)
+        match_ms[m.match] += catch_up_ms[-1]
 
     def commit_one() -> None:
         nonlocal reevaluated, checks_run, index_queried
-        upload_id, sig, matched, position, checks = in_flight.pop(0)
+        m = in_flight.pop(0)
         t = time.perf_counter()
-        settled = method.settle(upload_id, sig, matched, position, checks)
-        if method.apply(settled.decision, sig):
-            committed.append((upload_id, settled.decision))
+        settled = method.settle(m.upload_id, m.sig, m.matched, m.position, m.checks)
+        if method.apply(settled.decision, m.sig):
+            committed.append((m.upload_id, settled.decision))
         commit_ms.append((time.perf_counter() - t) * 1e3)
         if not settled.checks_run:
             unverified_ms.append(commit_ms[-1])
         reevaluated += settled.reevaluated
         checks_run += settled.checks_run
         index_queried += settled.index_queried
+        catch_up()
 
     for j in rng.permutation(len(queries)).tolist():
         sig = queries[j]
@@ -414,7 +471,7 @@ def commit_pass(
         checks = CheckMemo()
         matched = method.evaluate(upload_id, sig, checks)
         match_ms.append((time.perf_counter() - t) * 1e3)
-        in_flight.append((upload_id, sig, matched, position, checks))
+        in_flight.append(InFlight(upload_id, sig, matched, position, checks, len(match_ms) - 1))
         if len(in_flight) >= COMMIT_WINDOW:
             commit_one()
     while in_flight:
@@ -424,7 +481,9 @@ def commit_pass(
             method.remove_alias(upload_id)
         else:
             method.remove(upload_id)
-    return SplitTimes(match_ms, commit_ms, reevaluated, checks_run, unverified_ms, index_queried)
+    return SplitTimes(
+        match_ms, commit_ms, reevaluated, checks_run, unverified_ms, index_queried, catch_up_ms
+    )
 
 
 # ----------------------------------------------------------------------------- main
