@@ -5,6 +5,9 @@ tints), so that what is left to compare is what the edit changed in places.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -13,7 +16,6 @@ from stream_processors.engine.verify.geometry import is_affine
 _HIST_LEVELS = 256
 COLOUR_FIT_KEEP = 0.9
 _COLOUR_FIT_SAMPLES = 4000
-LUMA_BGR = np.array([0.114, 0.587, 0.299])  # ITU-R BT.601, as cv2.COLOR_BGR2GRAY
 _CHANNEL_OFFSETS = np.arange(3, dtype=np.uint16) * _HIST_LEVELS
 
 
@@ -113,7 +115,57 @@ def overlap(img: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return np.take(img.reshape(-1, 3), idx, axis=0)
 
 
-def luma_image(img: np.ndarray) -> np.ndarray:
-    """A float BGR image as its luma in all three channels."""
-    luma = np.tensordot(img, LUMA_BGR.astype(np.float32), axes=([2], [0]))
-    return np.ascontiguousarray(np.repeat(luma[..., None], 3, axis=2), np.float32)
+@dataclass(frozen=True)
+class Decolouring:
+    """One way an editor turns colours into greys: ``grey`` maps BGR values (any shape ending
+    in 3, in [0, 1]) to one grey level each.
+
+    Why several: a black-and-white copy is not always the luma (Photoshop's and GIMP's
+    desaturate modes offer luminosity, average, lightness and value; a channel mixer keeps one
+    channel). Each is a fixed map with no free weight, so a greyscale copy is still explained by
+    its colours' greys, not by whatever mix would fit another picture."""
+
+    name: str
+    grey: Callable[[np.ndarray], np.ndarray]
+
+
+def _weighted(weights: tuple[float, float, float]) -> Callable[[np.ndarray], np.ndarray]:
+    w = np.array(weights)
+
+    def grey(values: np.ndarray) -> np.ndarray:
+        out: np.ndarray = np.tensordot(values, w.astype(values.dtype), axes=([-1], [0]))
+        return out
+
+    return grey
+
+
+def _value(values: np.ndarray) -> np.ndarray:
+    out: np.ndarray = values.max(axis=-1)
+    return out
+
+
+def _lightness(values: np.ndarray) -> np.ndarray:
+    out: np.ndarray = (values.max(axis=-1) + values.min(axis=-1)) / 2
+    return out
+
+
+LUMA = Decolouring("luma", _weighted((0.114, 0.587, 0.299)))  # ITU-R BT.601
+# The decolourings a greyscale copy is explained by, luma first (cv2.COLOR_BGR2GRAY, the one
+# the engine always knew; it is kept whenever it explains the copy): the channel mean, HSV
+# value (what a near-zero saturation leaves), HLS lightness, and each single channel.
+DECOLOURINGS: tuple[Decolouring, ...] = (
+    LUMA,
+    Decolouring("mean", _weighted((1 / 3, 1 / 3, 1 / 3))),
+    Decolouring("value", _value),
+    Decolouring("lightness", _lightness),
+    Decolouring("blue", _weighted((1.0, 0.0, 0.0))),
+    Decolouring("green", _weighted((0.0, 1.0, 0.0))),
+    Decolouring("red", _weighted((0.0, 0.0, 1.0))),
+)
+DECOLOURING_BY_NAME = {d.name: d for d in DECOLOURINGS}
+
+
+def grey_image(img: np.ndarray, decolouring: Decolouring = LUMA) -> np.ndarray:
+    """A float BGR image as its grey (``decolouring``, luma by default) in all three channels."""
+    grey = decolouring.grey(img.astype(np.float32, copy=False))
+    return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2), np.float32)

@@ -1,6 +1,7 @@
 """How the colours of an aligned pair differ before any fitting (``ColourShift``): colour
-against grey, hue rotation, and, when one side is greyscale, whether its greys are the other
-side's luma and how much of its ink turned coloured. The colour rule (``rules.colour``) judges
+against grey, hue rotation, and, when one side is greyscale, whether its greys are a
+decolouring of the other side's colours (its luma, their mean, one channel...) and how much of
+its ink turned coloured. The colour rule (``rules.colour``) judges
 these figures; the fit would otherwise hide a black crown painted red.
 """
 
@@ -8,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from stream_processors.engine.verify.alignment import COLOUR_FIT_KEEP, LUMA_BGR
+from stream_processors.engine.verify.alignment import COLOUR_FIT_KEEP, DECOLOURINGS, LUMA
 from stream_processors.engine.verify.evidence import ColourShift
+from stream_processors.engine.verify.rules.colour import GREYSCALE_MAX_GAP
 
 _STRONG_CHROMA = 0.2  # opponent-space chroma (0..~0.8) of a clearly coloured pixel
 _GREY_CHROMA = 0.04  # ... and of a grey one
@@ -19,6 +21,11 @@ _COLOUR_SHIFT_SAMPLES = 8000
 _GREYSCALE_SHARE = 0.98  # a picture this much grey is a greyscale picture
 _INK_CONTRAST = 0.25  # grey-level distance from the background that makes a pixel ink
 _TONE_FIT_MIN_STD = 0.05  # luma spread (0..1) the greyscale tone fit needs
+# The tone map of a greyscale copy keeps its greys' order and most of their contrast: on the
+# neverball stress sets its gain is 0.8-1.4 (contrast edits reach 0.6); a grey picture flat
+# where the other's greys vary (a smooth cell micrograph against a colour wheel on black, dev:
+# gain -0.01) is explained by no decolouring, however small the median gap it leaves.
+_MIN_TONE_GAIN = 0.5
 
 
 def _opponent(bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -39,14 +46,14 @@ def colour_shift(q: np.ndarray, s: np.ndarray) -> ColourShift:
     flipped = ((cq >= strong) & (cs <= grey)) | ((cs >= strong) & (cq <= grey))
     flip = float(np.mean(flipped))
     sides = _greyscale_sides(qs, ss, cq, cs)
-    gap = _greyscale_gap(sides, flipped)
+    gap, decolouring = _greyscale_gap(sides, flipped)
     ink = _ink_flip(sides, flipped)
     both = (cq >= _HUE_CHROMA) & (cs >= _HUE_CHROMA)
     if int(both.sum()) < _MIN_HUE_PIXELS:
-        return ColourShift(flip, 0.0, gap, ink)
+        return ColourShift(flip, 0.0, gap, ink, decolouring)
     rotation = np.arctan2(q2[both], q1[both]) - np.arctan2(s2[both], s1[both])
     mean = complex(np.mean(np.exp(1j * rotation)))
-    return ColourShift(flip, abs(float(np.degrees(np.angle(mean)))), gap, ink)
+    return ColourShift(flip, abs(float(np.degrees(np.angle(mean)))), gap, ink, decolouring)
 
 
 def _greyscale_sides(
@@ -77,22 +84,36 @@ def _ink_flip(sides: tuple[np.ndarray, np.ndarray] | None, flipped: np.ndarray) 
 
 def _greyscale_gap(
     sides: tuple[np.ndarray, np.ndarray] | None, flipped: np.ndarray
-) -> float | None:
-    """When one side is a greyscale picture: the median distance, over the pixels coloured on
-    the other side, between its grey level and the luma of that colour (what a greyscale
-    conversion would give) after the brightness and contrast change that maps the luma of the
-    pixels that did not flip to their grey levels (a copy may be both greyscale and brightened);
-    None when neither side is greyscale or nothing flipped. The map is learnt where both sides
-    agree that there is no strong colour and is affine, not any tone curve: fitted on the
-    flipped pixels too, or free to bend, it would turn a red crown's luma into black and excuse
-    the king of spades."""
+) -> tuple[float | None, str]:
+    """When one side is a greyscale picture: how far its grey levels are from a decolouring of
+    the other side's colours, and which decolouring (``alignment.DECOLOURINGS``): luma whenever
+    it explains them (gap at most GREYSCALE_MAX_GAP), else the one that explains them best;
+    (None, luma) when neither side is greyscale or nothing flipped.
+
+    The gap is the median distance, over the pixels coloured on the other side, between the
+    grey level and that colour's grey after the brightness and contrast change (clipped to the
+    grey range, as a harsh black-and-white preset clips) that maps the grey of the pixels that
+    did not flip to their grey levels (a copy may be both greyscale and brightened). The map is
+    learnt where both sides agree that there is no strong colour and is affine, not any tone
+    curve: fitted on the flipped pixels too, or free to bend, it would turn a red crown's luma
+    into black and excuse the king of spades. Each decolouring is a fixed map (no weights fitted
+    to the pair), so it explains a copy's greys, not another picture's."""
     if sides is None or not flipped.any():
-        return None
+        return None, LUMA.name
     grey_side, colour_side = sides
-    luma = colour_side @ LUMA_BGR
     level = grey_side.mean(axis=1)
-    gain, offset = _robust_line(luma[~flipped], level[~flipped])
-    return float(np.median(np.abs(level[flipped] - (gain * luma[flipped] + offset))))
+    gaps: list[tuple[float, str]] = []
+    for decolouring in DECOLOURINGS:
+        grey = decolouring.grey(colour_side)
+        gain, offset = _robust_line(grey[~flipped], level[~flipped])
+        if gain < _MIN_TONE_GAIN:
+            continue  # the grey side does not follow these greys: flat where they vary
+        fitted = np.clip(gain * grey[flipped] + offset, 0.0, 1.0)
+        gap = float(np.median(np.abs(level[flipped] - fitted)))
+        if decolouring is LUMA and gap <= GREYSCALE_MAX_GAP:
+            return gap, LUMA.name
+        gaps.append((gap, decolouring.name))
+    return min(gaps, default=(None, LUMA.name))
 
 
 def _robust_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:

@@ -14,7 +14,11 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from stream_processors.engine.verify import rules
-from stream_processors.engine.verify.rules.colour import GREYSCALE_MAX_GAP, GREYSCALE_MIN_FLIP
+from stream_processors.engine.verify.rules.colour import (
+    GREYSCALE_MAX_GAP,
+    GREYSCALE_MAX_GAP_OTHER,
+    GREYSCALE_MIN_FLIP,
+)
 
 if TYPE_CHECKING:
     from stream_processors.engine.verify.silhouette import SilhouetteContent
@@ -27,21 +31,25 @@ class ColourShift:
     """How the colours of the aligned pair differ before any fitting: the fraction of pixels
     strongly coloured on one side and grey on the other, the mean hue rotation (degrees) over
     the pixels coloured on both sides, and, when one side is a greyscale picture, how far its
-    grey levels are from the luma of the other side's colours (see chroma._greyscale_gap)."""
+    grey levels are from a decolouring of the other side's colours, and which decolouring
+    (``alignment.DECOLOURINGS``; see chroma._greyscale_gap)."""
 
     chroma_flip: float
     hue_shift_deg: float
     greyscale_gap: float | None = None
     ink_flip: float = 0.0
+    decolouring: str = "luma"
 
     @property
     def greyscale_copy(self) -> bool:
         """One side is the other in black and white: much colour is lost (not just a small
-        coloured overlay on a grey picture) and the grey levels are the colours' luma."""
+        coloured overlay on a grey picture) and the grey levels are the colours' greys (by
+        ``decolouring``)."""
         return (
             self.chroma_flip >= GREYSCALE_MIN_FLIP
             and self.greyscale_gap is not None
-            and self.greyscale_gap <= GREYSCALE_MAX_GAP
+            and self.greyscale_gap
+            <= (GREYSCALE_MAX_GAP if self.decolouring == "luma" else GREYSCALE_MAX_GAP_OTHER)
         )
 
 

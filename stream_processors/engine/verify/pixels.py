@@ -14,8 +14,9 @@ import numpy as np
 
 from stream_processors.engine.verify.agreement import correlation, detail_correlation, masked_ncc
 from stream_processors.engine.verify.alignment import (
+    DECOLOURING_BY_NAME,
     fit_colours,
-    luma_image,
+    grey_image,
     mean_grey,
     overlap,
     warp,
@@ -84,8 +85,10 @@ def pixel_check(
     qv, wv = overlap(q, idx).astype(np.float64), overlap(warped, idx)
     colour = colour_shift(qv, wv)
     if colour.greyscale_copy:
-        # one side has no colour to match: compare both in grey, whichever side is the copy
-        q, warped = luma_image(q), luma_image(warped)
+        # one side has no colour to match: compare both in the grey that explains the grey
+        # side (the other's luma, one of its channels...), whichever side is the copy
+        decolouring = DECOLOURING_BY_NAME[colour.decolouring]
+        q, warped = grey_image(q, decolouring), grey_image(warped, decolouring)
         qv, wv = overlap(q, idx).astype(np.float64), overlap(warped, idx)
     sv = fit_colours(wv, qv)
     ncc = correlation(mean_grey(qv), mean_grey(sv))
