@@ -14,7 +14,7 @@ log read again from its start, changes nothing.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from schemas.events import (
@@ -32,7 +32,7 @@ from stream_processors.decider import (
     queries_to_info,
 )
 from stream_processors.engine.checks import CheckMemo
-from stream_processors.engine.decision import Settled
+from stream_processors.engine.decision import Decision, Settled
 from stream_processors.engine.method import DedupMethod
 
 
@@ -81,55 +81,55 @@ class IndexReplica:
         passed on unevaluated: the commit refuses it with its reason."""
         started = time.perf_counter()
         position = self._method.position
-        if feature.method != self._method.name:
-            event = MatchEvent(
-                upload_id=feature.upload_id, decision=None, position=position,
-                match_seconds=0.0, feature=record,
-            )
-            return Matched(event, None, CheckMemo())
-        signature = self._method.signature_from_bytes(feature.signature)
         checks = CheckMemo()
+        if feature.method != self._method.name:
+            return Matched(feature.upload_id, record, position, 0.0, None, None, checks)
+        signature = self._method.signature_from_bytes(feature.signature)
         decision = self._method.evaluate(feature.upload_id, signature, checks)
-        event = MatchEvent(
-            upload_id=feature.upload_id, decision=decision_to_info(decision), position=position,
-            match_seconds=time.perf_counter() - started, feature=record,
-            checks=checks_to_info(checks), queries=queries_to_info(checks),
-        )
-        return Matched(event, signature, checks)
+        seconds = time.perf_counter() - started
+        return Matched(feature.upload_id, record, position, seconds, decision, signature, checks)
 
     def catch_up(self, matched: Matched) -> CaughtUp:
         """The match settled against the index changes this replica applied while it was being
         evaluated (the worker applies the index log between a match and its catch-up): the
-        decision it would make now, exactly, at the position now.
+        decision it would make now, exactly, at the position now, as the event to send.
 
         Why: the commit settles a match against every change after its position, and each one
         that could alter the outcome makes the sequential commit evaluate again, verifying the
         candidates those changes brought (5-50 ms each). A match takes tens of milliseconds,
         in which the other workers' uploads are committed; settling those here, in parallel,
         leaves the commit only the changes made after the match was sent."""
-        event = matched.event
-        if event.decision is None or event.position == self._method.position:
-            return CaughtUp(event)
         started = time.perf_counter()
-        checks = matched.checks
-        settled = self._method.settle(
-            event.upload_id, matched.signature, decision_from_info(event.upload_id, event.decision),
-            event.position, checks,
+        decision, position, settled = matched.decision, matched.position, None
+        if decision is not None and position != self._method.position:
+            settled = self._method.settle(
+                matched.upload_id, matched.signature, decision, position, matched.checks
+            )
+            decision, position = settled.decision, self._method.position
+        event = MatchEvent(
+            upload_id=matched.upload_id,
+            decision=None if decision is None else decision_to_info(decision),
+            position=position,
+            match_seconds=matched.seconds + time.perf_counter() - started,
+            feature=matched.record,
+            checks=checks_to_info(matched.checks),
+            queries=queries_to_info(matched.checks),
         )
-        caught_up = replace(
-            event, decision=decision_to_info(settled.decision), position=self._method.position,
-            match_seconds=event.match_seconds + time.perf_counter() - started,
-            checks=checks_to_info(checks), queries=queries_to_info(checks),
-        )
-        return CaughtUp(caught_up, self._method.position - event.position, settled)
+        return CaughtUp(event, position - matched.position, settled)
 
 
 @dataclass(frozen=True)
 class Matched:
-    """A match as evaluated, with what its catch-up needs: the parsed signature (None: the
-    upload was not evaluated) and the memo of its checks and index answers."""
+    """A match as evaluated, before its catch-up: the upload's feature ``record``, the
+    replica's ``position`` and the evaluation's ``seconds``, its ``decision`` (None: not
+    evaluated, extracted by another method), the parsed signature and the memo of its checks
+    and index answers, which the catch-up settles from and the event carries."""
 
-    event: MatchEvent
+    upload_id: str
+    record: bytes
+    position: int
+    seconds: float
+    decision: Decision | None
     signature: Any
     checks: CheckMemo
 

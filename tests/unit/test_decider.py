@@ -315,8 +315,7 @@ def test_a_replica_catches_its_match_up_with_the_records_applied_since() -> None
     first = _commit_via(decider, replica, _feature("u1", _png(1), 0), seq=0)
     copy = _feature("u2", _png(1, size=128), 1)
     started = replica.start_match(copy, copy.to_record())  # before the replica has u1
-    assert started.event.decision is not None
-    assert started.event.decision.kind == DecisionKind.NEW_CLUSTER.value
+    assert started.decision is not None and started.decision.kind is DecisionKind.NEW_CLUSTER
     for record in first.index:
         assert replica.apply(record.to_record())
     caught_up = replica.catch_up(started)

@@ -14,6 +14,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from stream_processors.engine.verify import rules
+from stream_processors.engine.verify.alignment import LUMA
 from stream_processors.engine.verify.rules.colour import (
     GREYSCALE_MAX_GAP,
     GREYSCALE_MAX_GAP_OTHER,
@@ -38,7 +39,7 @@ class ColourShift:
     hue_shift_deg: float
     greyscale_gap: float | None = None
     ink_flip: float = 0.0
-    decolouring: str = "luma"
+    decolouring: str = LUMA.name
 
     @property
     def greyscale_copy(self) -> bool:
@@ -49,7 +50,7 @@ class ColourShift:
             self.chroma_flip >= GREYSCALE_MIN_FLIP
             and self.greyscale_gap is not None
             and self.greyscale_gap
-            <= (GREYSCALE_MAX_GAP if self.decolouring == "luma" else GREYSCALE_MAX_GAP_OTHER)
+            <= (GREYSCALE_MAX_GAP if self.decolouring == LUMA.name else GREYSCALE_MAX_GAP_OTHER)
         )
 
 
